@@ -1,0 +1,102 @@
+// Command rollout-guard makes Kubernetes workload updates safe by default.
+//
+//	rollout-guard webhook   serve the mutating and validating admission webhooks
+//	rollout-guard watcher   roll back Deployments whose new ReplicaSet stalls
+//	rollout-guard version   print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/rollback"
+	"github.com/rollout-guard/rollout-guard/webhook"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the one exit point: it returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "version" {
+		fmt.Fprintln(stdout, "rollout-guard", version)
+		return 0
+	}
+	if cmd != "webhook" && cmd != "watcher" {
+		fmt.Fprintf(stderr, "rollout-guard: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	opts, logOpts, err := parseOptions(cmd, rest, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard:", err)
+		return 2
+	}
+	ctrl.SetLogger(newLogger(logOpts, stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cmd, opts); err != nil {
+		ctrl.Log.Error(err, "rollout-guard stopped", "command", cmd)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cmd string, opts config.Options) error {
+	cfg, err := restConfig(opts.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	var reg prometheus.Registerer = ctrlmetrics.Registry
+	switch cmd {
+	case "webhook":
+		s, err := webhook.NewServer(cfg, opts, scheme, reg)
+		if err != nil {
+			return err
+		}
+		return s.Start(ctx)
+	default:
+		w, err := rollback.NewWatcher(cfg, opts, scheme, reg)
+		if err != nil {
+			return err
+		}
+		return w.Start(ctx)
+	}
+}
+
+const usage = `rollout-guard makes Kubernetes workload updates safe by default.
+
+Usage:
+  rollout-guard webhook [flags]   serve the mutating and validating admission webhooks
+  rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls
+  rollout-guard version           print the version
+
+Run "rollout-guard COMMAND --help" for the flags of a command.
+`

@@ -1,0 +1,208 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollout-guard/rollout-guard/mutate"
+)
+
+// Options configure every rollout-guard subcommand.
+type Options struct {
+	// Kubeconfig is the path of a kubeconfig; empty means in-cluster or $KUBECONFIG.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Namespace is the namespace rollout-guard runs in. It is never mutated or
+	// validated, and holds the leader election lease.
+	Namespace string   `json:"namespace"`
+	Webhook   Webhook  `json:"webhook"`
+	Watcher   Watcher  `json:"watcher"`
+	Mutation  Mutation `json:"mutation"`
+	Rollback  Rollback `json:"rollback"`
+	Dev       Dev      `json:"dev"`
+}
+
+// Webhook configures the admission server.
+type Webhook struct {
+	// Host and Port are where admission requests are served over TLS.
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	CertDir     string `json:"certDir"`
+	MetricsAddr string `json:"metricsAddr"`
+	HealthAddr  string `json:"healthAddr"`
+}
+
+// Watcher configures the rollback watcher's manager.
+type Watcher struct {
+	MetricsAddr      string `json:"metricsAddr"`
+	HealthAddr       string `json:"healthAddr"`
+	LeaderElection   bool   `json:"leaderElection"`
+	LeaderElectionID string `json:"leaderElectionID"`
+}
+
+// Mutation configures the mutating webhook.
+type Mutation struct {
+	// SkipNamespaces are never mutated (rollout-guard's own namespace is added).
+	SkipNamespaces []string        `json:"skipNamespaces"`
+	Defaults       mutate.Defaults `json:"defaults"`
+	// Namespaces override some defaults per namespace.
+	Namespaces map[string]mutate.Overrides `json:"namespaces,omitempty"`
+}
+
+// Rollback configures stall detection and automatic undo.
+type Rollback struct {
+	// Mode is enforce (roll back) or dryrun (only report what would be done).
+	Mode string `json:"mode"`
+	// ImagePullGracePeriod is how long pods of a new ReplicaSet may wait on
+	// an image before the rollout counts as stalled.
+	ImagePullGracePeriod metav1.Duration `json:"imagePullGracePeriod"`
+	// CrashLoopRestarts is how many restarts in CrashLoopBackOff make a stall.
+	CrashLoopRestarts int32 `json:"crashLoopRestarts"`
+	// CircuitBreaker stops automatic rollbacks when many Deployments stall at
+	// once: that is a cluster problem, not a bad release.
+	CircuitBreaker CircuitBreaker `json:"circuitBreaker"`
+}
+
+// CircuitBreaker trips when more than MaxStalls Deployments stall within Window.
+type CircuitBreaker struct {
+	MaxStalls int             `json:"maxStalls"`
+	Window    metav1.Duration `json:"window"`
+}
+
+// Dev configures development mode: self-signed certificates for 127.0.0.1
+// and webhook configurations registered with a URL, for a local cluster.
+type Dev struct {
+	Enabled bool `json:"enabled"`
+	// FailurePolicy of the registered webhook configurations: Ignore or Fail.
+	FailurePolicy string `json:"failurePolicy"`
+}
+
+// Rollback modes.
+const (
+	ModeEnforce = "enforce"
+	ModeDryRun  = "dryrun"
+)
+
+// Default returns the built-in Options.
+func Default() Options {
+	return Options{
+		Namespace: "rollout-guard",
+		Webhook: Webhook{
+			Port: 9443, CertDir: "/tmp/rollout-guard/certs",
+			MetricsAddr: ":8080", HealthAddr: ":8081",
+		},
+		Watcher: Watcher{
+			MetricsAddr: ":8080", HealthAddr: ":8081",
+			LeaderElection: true, LeaderElectionID: "rollout-guard-watcher",
+		},
+		Mutation: Mutation{
+			SkipNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
+			Defaults:       mutate.DefaultDefaults(),
+		},
+		Rollback: Rollback{
+			Mode:                 ModeEnforce,
+			ImagePullGracePeriod: metav1.Duration{Duration: 60 * time.Second},
+			CrashLoopRestarts:    3,
+			CircuitBreaker:       CircuitBreaker{MaxStalls: 5, Window: metav1.Duration{Duration: 5 * time.Minute}},
+		},
+		Dev: Dev{FailurePolicy: "Ignore"},
+	}
+}
+
+// LoadFile overlays the YAML file at path onto o. Fields the file does not
+// mention keep their value; fields rollout-guard does not know are an error.
+func (o *Options) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, o); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate reports every invalid field, each with its path.
+func (o Options) Validate() error {
+	var errs field.ErrorList
+	if o.Namespace == "" {
+		errs = append(errs, field.Required(field.NewPath("namespace"), "rollout-guard's own namespace"))
+	}
+	w := field.NewPath("webhook")
+	if o.Webhook.Port < 1 || o.Webhook.Port > 65535 {
+		errs = append(errs, field.Invalid(w.Child("port"), o.Webhook.Port, "must be between 1 and 65535"))
+	}
+	if o.Webhook.CertDir == "" {
+		errs = append(errs, field.Required(w.Child("certDir"), "the directory holding tls.crt and tls.key"))
+	}
+	errs = append(errs, validAddr(w.Child("metricsAddr"), o.Webhook.MetricsAddr)...)
+	errs = append(errs, validAddr(w.Child("healthAddr"), o.Webhook.HealthAddr)...)
+	wa := field.NewPath("watcher")
+	errs = append(errs, validAddr(wa.Child("metricsAddr"), o.Watcher.MetricsAddr)...)
+	errs = append(errs, validAddr(wa.Child("healthAddr"), o.Watcher.HealthAddr)...)
+	if o.Watcher.LeaderElection && o.Watcher.LeaderElectionID == "" {
+		errs = append(errs, field.Required(wa.Child("leaderElectionID"), "needed when leaderElection is true"))
+	}
+	m := field.NewPath("mutation")
+	errs = append(errs, o.Mutation.Defaults.Validate(m.Child("defaults"))...)
+	for ns, ov := range o.Mutation.Namespaces {
+		errs = append(errs, ov.Apply(o.Mutation.Defaults).Validate(m.Child("namespaces").Key(ns))...)
+	}
+	r := field.NewPath("rollback")
+	if !slices.Contains([]string{ModeEnforce, ModeDryRun}, o.Rollback.Mode) {
+		errs = append(errs, field.NotSupported(r.Child("mode"), o.Rollback.Mode, []string{ModeEnforce, ModeDryRun}))
+	}
+	if o.Rollback.ImagePullGracePeriod.Duration <= 0 {
+		errs = append(errs, field.Invalid(r.Child("imagePullGracePeriod"), o.Rollback.ImagePullGracePeriod.Duration.String(), "must be positive"))
+	}
+	if o.Rollback.CrashLoopRestarts < 1 {
+		errs = append(errs, field.Invalid(r.Child("crashLoopRestarts"), o.Rollback.CrashLoopRestarts, "must be at least 1"))
+	}
+	cb := r.Child("circuitBreaker")
+	if o.Rollback.CircuitBreaker.MaxStalls < 1 {
+		errs = append(errs, field.Invalid(cb.Child("maxStalls"), o.Rollback.CircuitBreaker.MaxStalls, "must be at least 1"))
+	}
+	if o.Rollback.CircuitBreaker.Window.Duration <= 0 {
+		errs = append(errs, field.Invalid(cb.Child("window"), o.Rollback.CircuitBreaker.Window.Duration.String(), "must be positive"))
+	}
+	if !slices.Contains([]string{"Ignore", "Fail"}, o.Dev.FailurePolicy) {
+		errs = append(errs, field.NotSupported(field.NewPath("dev", "failurePolicy"), o.Dev.FailurePolicy, []string{"Ignore", "Fail"}))
+	}
+	return errs.ToAggregate()
+}
+
+// validAddr accepts host:port, :port, or "0" (disabled), as controller-runtime does.
+func validAddr(path *field.Path, addr string) field.ErrorList {
+	if addr == "0" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n int
+		if n, err = strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
+			err = fmt.Errorf("port out of range")
+		}
+	}
+	if err != nil {
+		return field.ErrorList{field.Invalid(path, addr, "must be host:port, :port, or 0 to disable")}
+	}
+	return nil
+}
+
+// SkippedNamespaces are the namespaces the webhooks leave alone: the
+// configured ones plus rollout-guard's own.
+func (o Options) SkippedNamespaces() []string {
+	out := slices.Clone(o.Mutation.SkipNamespaces)
+	if !slices.Contains(out, o.Namespace) {
+		out = append(out, o.Namespace)
+	}
+	return out
+}

@@ -1,0 +1,377 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rollout-guard/rollout-guard/webhook/certs"
+)
+
+// NodeName is the one kwok node every cluster has.
+const NodeName = "kwok-node-0"
+
+// Options say where the binaries are and where the cluster keeps its files.
+type Options struct {
+	// BinDir holds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
+	BinDir string
+	// Dir receives data, certificates, logs and the kubeconfig. It must exist.
+	Dir string
+	// Detached clusters outlive the calling process (make dev-up).
+	Detached bool
+	// Logf narrates progress; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Cluster is a running local control plane.
+type Cluster struct {
+	Dir        string     `json:"dir"`
+	Kubeconfig string     `json:"kubeconfig"`
+	Server     string     `json:"server"`
+	Token      string     `json:"token"`
+	CAFile     string     `json:"caFile"`
+	Processes  []*Process `json:"processes"`
+	// Guard is set once StartRolloutGuard has run.
+	Guard *Guard `json:"guard,omitempty"`
+}
+
+// Start brings up etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler and kwok with one Ready, schedulable node. On error every
+// process already started is stopped again.
+func Start(ctx context.Context, o Options) (*Cluster, error) {
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	began := time.Now()
+	c := &Cluster{Dir: o.Dir, Token: "rollout-guard-admin-token"}
+	started := false
+	defer func() {
+		if !started {
+			c.Stop()
+		}
+	}()
+	for _, d := range []string{"logs", "pki", "etcd"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return nil, fmt.Errorf("%s: binary not found in %s (build it with `make cluster-bins`): %w", b, o.BinDir, err)
+		}
+	}
+	pki, err := writePKI(o.Dir, c.Token)
+	if err != nil {
+		return nil, err
+	}
+	c.CAFile = pki.caFile
+	start := func(name string, args ...string) (*Process, error) {
+		p, err := startProcess(name, filepath.Join(o.BinDir, name), args, filepath.Join(o.Dir, "logs"), o.Detached)
+		if err != nil {
+			return nil, err
+		}
+		c.Processes = append(c.Processes, p)
+		return p, nil
+	}
+
+	ports := map[string]int{}
+	for _, n := range []string{"etcd-client", "etcd-peer", "apiserver", "kwok"} {
+		if ports[n], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports["etcd-client"])
+	etcd, err := start("etcd",
+		"--data-dir", filepath.Join(o.Dir, "etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports["etcd-peer"]),
+		"--initial-advertise-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports["etcd-peer"]),
+		"--initial-cluster", "default=http://127.0.0.1:"+strconv.Itoa(ports["etcd-peer"]),
+		"--listen-metrics-urls", "", "--unsafe-no-fsync", "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	if err := etcd.waitFor(ctx, 30*time.Second, httpOK(http.DefaultClient, etcdURL+"/health", "")); err != nil {
+		return nil, err
+	}
+	logf("cluster: etcd ready on %s", etcdURL)
+
+	c.Server = "https://127.0.0.1:" + strconv.Itoa(ports["apiserver"])
+	apiserver, err := start("kube-apiserver",
+		"--etcd-servers", etcdURL,
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(ports["apiserver"]),
+		"--cert-dir", filepath.Join(o.Dir, "pki"),
+		"--tls-cert-file", pki.servingCert, "--tls-private-key-file", pki.servingKey,
+		"--client-ca-file", pki.caFile,
+		"--token-auth-file", pki.tokenFile,
+		"--authorization-mode", "RBAC",
+		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file", pki.saPublic,
+		"--service-account-signing-key-file", pki.saPrivate,
+		"--service-cluster-ip-range", "10.0.0.0/24",
+		"--enable-priority-and-fairness=false",
+		"--profiling=false",
+		"--v=1")
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(pki.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster CA: %w", err)
+	}
+	apiClient, err := tlsClient(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := apiserver.waitFor(ctx, 90*time.Second, httpOK(apiClient, c.Server+"/readyz", c.Token)); err != nil {
+		return nil, err
+	}
+	logf("cluster: kube-apiserver ready on %s", c.Server)
+
+	c.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
+	if err := c.writeKubeconfig(c.Kubeconfig); err != nil {
+		return nil, err
+	}
+	kubeconfigFlags := []string{"--kubeconfig", c.Kubeconfig, "--authentication-kubeconfig", c.Kubeconfig, "--authorization-kubeconfig", c.Kubeconfig}
+	kcm, err := start("kube-controller-manager", append(kubeconfigFlags,
+		"--controllers", strings.Join(controllers, ","),
+		"--leader-elect=false", "--secure-port", "0",
+		"--service-account-private-key-file", pki.saPrivate,
+		"--root-ca-file", pki.caFile,
+		"--use-service-account-credentials=false",
+		"--concurrent-deployment-syncs", "10", "--concurrent-replicaset-syncs", "10",
+		"--v=1")...)
+	if err != nil {
+		return nil, err
+	}
+	scheduler, err := start("kube-scheduler", append(kubeconfigFlags,
+		"--leader-elect=false", "--secure-port", "0", "--v=1")...)
+	if err != nil {
+		return nil, err
+	}
+	stages, err := Stages(KnownImages)
+	if err != nil {
+		return nil, err
+	}
+	stageFile := filepath.Join(o.Dir, "kwok-stages.yaml")
+	if err := os.WriteFile(stageFile, stages, 0o644); err != nil {
+		return nil, fmt.Errorf("write kwok stages: %w", err)
+	}
+	kwok, err := start("kwok",
+		"--kubeconfig", c.Kubeconfig, "--config", stageFile,
+		"--manage-all-nodes=true", "--node-ip", "127.0.0.1", "--cidr", "10.244.0.0/16",
+		"--server-address", "127.0.0.1:"+strconv.Itoa(ports["kwok"]))
+	if err != nil {
+		return nil, err
+	}
+
+	client, err := c.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	if err := kwok.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+		return nodeReady(ctx, client)
+	}); err != nil {
+		return nil, err
+	}
+	for _, p := range []*Process{kcm, scheduler} {
+		if gone, perr := p.exited(); gone {
+			return nil, p.failure(fmt.Sprintf("exited (%v)", perr))
+		}
+	}
+	// Pods need the default ServiceAccount, which the controller manager makes.
+	if err := kcm.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+		_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	started = true
+	logf("cluster: ready in %s (node %s Ready, kubeconfig %s)", time.Since(began).Round(100*time.Millisecond), NodeName, c.Kubeconfig)
+	return c, nil
+}
+
+// controllers are the kube-controller-manager loops rollout-guard's behaviour
+// depends on; the rest of a real cluster is left out to save CPU.
+var controllers = []string{
+	"deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
+	"garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
+	"resourcequota-controller",
+}
+
+// nodeReady creates the kwok node if needed and waits for kwok to report it
+// Ready. It then lifts the not-ready taint admission put on it, because the
+// node lifecycle controller that would do so is not running.
+func nodeReady(ctx context.Context, client kubernetes.Interface) error {
+	node, err := client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		node, err = client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+			Name:        NodeName,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux"},
+		}}, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("get node %s: %w", NodeName, err)
+	}
+	ready := false
+	for _, cond := range node.Status.Conditions {
+		ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue)
+	}
+	if !ready {
+		return fmt.Errorf("node %s is not Ready yet", NodeName)
+	}
+	var kept []corev1.Taint
+	for _, t := range node.Spec.Taints {
+		if t.Key != corev1.TaintNodeNotReady {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == len(node.Spec.Taints) {
+		return nil
+	}
+	node.Spec.Taints = kept
+	if _, err := client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("remove not-ready taint from %s: %w", NodeName, err)
+	}
+	return errors.New("not-ready taint removed; checking again")
+}
+
+// Stop ends every component, newest first.
+func (c *Cluster) Stop() {
+	for i := len(c.Processes) - 1; i >= 0; i-- {
+		c.Processes[i].Stop(5 * time.Second)
+	}
+}
+
+// RESTConfig is an admin client configuration for the cluster.
+func (c *Cluster) RESTConfig() (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", c.Kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg, nil
+}
+
+// Clientset is an admin clientset for the cluster.
+func (c *Cluster) Clientset() (*kubernetes.Clientset, error) {
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+func (c *Cluster) writeKubeconfig(path string) error {
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: %s
+    certificate-authority: %s
+users:
+- name: admin
+  user:
+    token: %s
+contexts:
+- name: local
+  context: {cluster: local, user: admin, namespace: default}
+current-context: local
+`, c.Server, c.CAFile, c.Token)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return nil
+}
+
+type pkiFiles struct {
+	caFile, servingCert, servingKey, saPrivate, saPublic, tokenFile string
+}
+
+// writePKI makes the cluster CA, the API server's serving certificate, the
+// service account signing keys and the static admin token.
+func writePKI(dir, token string) (pkiFiles, error) {
+	p := filepath.Join(dir, "pki")
+	f := pkiFiles{
+		caFile: filepath.Join(p, certs.CAFile), servingCert: filepath.Join(p, certs.CertFile), servingKey: filepath.Join(p, certs.KeyFile),
+		saPrivate: filepath.Join(p, "sa.key"), saPublic: filepath.Join(p, "sa.pub"), tokenFile: filepath.Join(p, "tokens.csv"),
+	}
+	bundle, err := certs.NewBundle([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc", "10.0.0.1"}, 365*24*time.Hour, time.Now())
+	if err != nil {
+		return f, fmt.Errorf("cluster PKI: %w", err)
+	}
+	if err := bundle.WriteDir(p); err != nil {
+		return f, fmt.Errorf("cluster PKI: %w", err)
+	}
+	priv, pub, err := certs.RSAKeyPair()
+	if err != nil {
+		return f, fmt.Errorf("service account keys: %w", err)
+	}
+	for path, data := range map[string][]byte{
+		f.saPrivate: priv, f.saPublic: pub,
+		f.tokenFile: []byte(token + ",admin,admin-uid,system:masters\n"),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return f, fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return f, nil
+}
+
+func tlsClient(caPEM []byte) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("cluster CA holds no certificate")
+	}
+	return &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}, nil
+}
+
+// httpOK is a readiness check: GET url answers 200.
+func httpOK(client *http.Client, url, token string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+// Poll is wait.PollUntilContextTimeout with the interval tests use.
+func Poll(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, error)) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, cond)
+}

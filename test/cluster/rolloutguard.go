@@ -1,0 +1,95 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Guard is rollout-guard running against the cluster as local processes.
+type Guard struct {
+	WebhookMetricsURL string `json:"webhookMetricsURL"`
+	WatcherMetricsURL string `json:"watcherMetricsURL"`
+	WebhookPort       int    `json:"webhookPort"`
+}
+
+// WebhookConfigurationName is what dev mode names both webhook configurations.
+const WebhookConfigurationName = "rollout-guard"
+
+// StartRolloutGuard runs `rollout-guard webhook --dev` and `rollout-guard
+// watcher` against the cluster and waits until the webhook is registered and
+// serving. extraArgs are passed to both subcommands.
+func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile string, detached bool, logf func(string, ...any), extraArgs ...string) error {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	absBinary, err := filepath.Abs(binary)
+	if err != nil {
+		return err
+	}
+	ports := make([]int, 5)
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return err
+		}
+	}
+	common := []string{"--kubeconfig", c.Kubeconfig, "--namespace", "rollout-guard"}
+	if configFile != "" {
+		common = append(common, "--config", configFile)
+	}
+	common = append(common, extraArgs...)
+	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+	logDir := filepath.Join(c.Dir, "logs")
+	webhook, err := startProcess("rollout-guard-webhook", absBinary, append([]string{"webhook",
+		"--dev", "--webhook-host", "127.0.0.1", "--webhook-port", strconv.Itoa(ports[0]),
+		"--cert-dir", filepath.Join(c.Dir, "webhook-certs"),
+		"--metrics-addr", addr(ports[1]), "--health-addr", addr(ports[2])}, common...), logDir, detached)
+	if err != nil {
+		return err
+	}
+	c.Processes = append(c.Processes, webhook)
+	watcher, err := startProcess("rollout-guard-watcher", absBinary, append([]string{"watcher",
+		"--metrics-addr", addr(ports[3]), "--health-addr", addr(ports[4]), "--leader-elect=false"}, common...), logDir, detached)
+	if err != nil {
+		return err
+	}
+	c.Processes = append(c.Processes, watcher)
+	c.Guard = &Guard{
+		WebhookMetricsURL: "http://" + addr(ports[1]) + "/metrics",
+		WatcherMetricsURL: "http://" + addr(ports[3]) + "/metrics",
+		WebhookPort:       ports[0],
+	}
+	client, err := c.Clientset()
+	if err != nil {
+		return err
+	}
+	plain := &http.Client{Timeout: 2 * time.Second}
+	if err := webhook.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+		if err := httpOK(plain, "http://"+addr(ports[2])+"/readyz", "")(ctx); err != nil {
+			return err
+		}
+		_, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, WebhookConfigurationName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, WebhookConfigurationName, metav1.GetOptions{})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := watcher.waitFor(ctx, 30*time.Second, httpOK(plain, "http://"+addr(ports[4])+"/readyz", "")); err != nil {
+		return err
+	}
+	logf("rollout-guard: webhook on https://127.0.0.1:%d registered, watcher running", ports[0])
+	return nil
+}
+
+// GuardLogs names the log files of rollout-guard's processes.
+func (c *Cluster) GuardLogs() string {
+	return fmt.Sprintf("%s and %s", filepath.Join(c.Dir, "logs", "rollout-guard-webhook.log"), filepath.Join(c.Dir, "logs", "rollout-guard-watcher.log"))
+}

@@ -1,0 +1,217 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/mutate"
+)
+
+// Mutator is the mutating admission handler for apps/v1 workloads.
+type Mutator struct {
+	decoder admission.Decoder
+	opts    config.Mutation
+	skip    []string
+	// namespaces reads Namespace objects (from a cache) for their annotations.
+	namespaces client.Reader
+	// history reads ReplicaSets live, only when an update might restore one.
+	history client.Reader
+	metrics *Metrics
+}
+
+// NewMutator builds the handler. namespaces and history may be nil in tests
+// that need neither namespace annotations nor rollback detection.
+func NewMutator(decoder admission.Decoder, opts config.Options, namespaces, history client.Reader, metrics *Metrics) *Mutator {
+	return &Mutator{decoder: decoder, opts: opts.Mutation, skip: opts.SkippedNamespaces(), namespaces: namespaces, history: history, metrics: metrics}
+}
+
+const mutatingName = "mutating"
+
+// Handle implements admission.Handler. It never panics: a panic is logged
+// with the request UID and answered with an error, which the API server
+// ignores for this webhook (failurePolicy Ignore).
+func (m *Mutator) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	start := time.Now()
+	log := logf.FromContext(ctx).WithValues("uid", req.UID, "kind", req.Kind.Kind, "object", klog.KRef(req.Namespace, req.Name), "operation", req.Operation)
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error(fmt.Errorf("panic: %v", p), "Mutating webhook panicked")
+			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard: internal error (request %s)", req.UID))
+		}
+		m.observe(req, resp, start)
+	}()
+	if req.SubResource != "" || !handledOperation(req.Operation) || slices.Contains(m.skip, req.Namespace) {
+		return admission.Allowed("")
+	}
+	obj, err := decodeWorkload(m.decoder, req.Kind, req.Object, "object")
+	if err != nil {
+		log.Error(err, "Cannot mutate request")
+		return errored(err)
+	}
+	if mutate.OptedOut(obj.GetAnnotations()) {
+		return admission.Allowed(mutate.AnnotationMutate + " is false")
+	}
+	original, err := json.Marshal(obj)
+	if err != nil {
+		return errored(fmt.Errorf("encode %s: %w", req.Kind.Kind, err))
+	}
+	defaults, notes := m.defaults(ctx, req.Namespace, obj.GetAnnotations())
+	in := mutate.Input{Defaults: defaults, Intent: mutate.IntentOf(obj)}
+	result := apply(obj, in)
+	if touchesTemplate(result) && req.Operation == admissionv1.Update {
+		restored, err := m.restoresRevision(ctx, req, obj)
+		if err != nil {
+			// Unsure whether this is a rollback: leave the template alone
+			// rather than risk turning an undo into a new rollout.
+			log.Error(err, "Cannot tell whether the update restores a revision")
+		}
+		if restored || err != nil {
+			if obj, err = decodeWorkload(m.decoder, req.Kind, req.Object, "object"); err != nil {
+				return errored(err)
+			}
+			in.TemplateLocked = true
+			result = apply(obj, in)
+		}
+	}
+	warnings := append(notes, result.Notes...)
+	for i := range warnings {
+		warnings[i] = "rollout-guard: " + warnings[i]
+	}
+	if len(result.Changes) == 0 {
+		return admission.Allowed("").WithWarnings(warnings...)
+	}
+	mutated, err := json.Marshal(obj)
+	if err != nil {
+		return errored(fmt.Errorf("encode mutated %s: %w", req.Kind.Kind, err))
+	}
+	// Diffing two encodings of the same typed object keeps the patch to what
+	// mutate changed: fields this build does not know are never dropped.
+	patch, err := jsonpatch.CreatePatch(original, mutated)
+	if err != nil {
+		return errored(fmt.Errorf("compute patch: %w", err))
+	}
+	for _, c := range result.Changes {
+		warnings = append(warnings, c.Message)
+		if !isDryRun(req) {
+			m.metrics.mutations.WithLabelValues(req.Kind.Kind, c.Field).Inc()
+		}
+	}
+	log.V(1).Info("Mutated workload", "changes", len(result.Changes))
+	return admission.Patched("", patch...).WithWarnings(warnings...)
+}
+
+func apply(obj client.Object, in mutate.Input) mutate.Result {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return mutate.Deployment(o, in)
+	case *appsv1.StatefulSet:
+		return mutate.StatefulSet(o, in)
+	case *appsv1.DaemonSet:
+		return mutate.DaemonSet(o, in)
+	}
+	return mutate.Result{}
+}
+
+func touchesTemplate(r mutate.Result) bool {
+	for _, c := range r.Changes {
+		if strings.HasPrefix(c.Path, "spec.template.") {
+			return true
+		}
+	}
+	return false
+}
+
+// defaults resolves the configured defaults for one object: global, the
+// namespace's config entry, the namespace's annotations, the object's.
+func (m *Mutator) defaults(ctx context.Context, namespace string, annotations map[string]string) (mutate.Defaults, []string) {
+	var nsAnnotations map[string]string
+	var notes []string
+	if m.namespaces != nil && namespace != "" {
+		var ns corev1.Namespace
+		if err := m.namespaces.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+			logf.FromContext(ctx).Error(err, "Cannot read namespace annotations", "namespace", namespace)
+			notes = append(notes, fmt.Sprintf("namespace %s settings could not be read; global defaults used", namespace))
+		}
+		nsAnnotations = ns.Annotations
+	}
+	var override *mutate.Overrides
+	if o, ok := m.opts.Namespaces[namespace]; ok {
+		override = &o
+	}
+	d, problems := mutate.Resolve(m.opts.Defaults, override, nsAnnotations, annotations)
+	return d, append(notes, problems...)
+}
+
+// restoresRevision reports whether an update sets a Deployment's pod
+// template back to one of its ReplicaSets (kubectl rollout undo, or
+// rollout-guard's own undo). The Deployment controller re-adopts that
+// ReplicaSet only if the template is left exactly as it was.
+func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request, obj client.Object) (bool, error) {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok || m.history == nil {
+		return false, nil
+	}
+	old, err := decodeWorkload(m.decoder, req.Kind, req.OldObject, "oldObject")
+	if err != nil {
+		return false, err
+	}
+	if equality.Semantic.DeepEqual(old.(*appsv1.Deployment).Spec.Template, d.Spec.Template) {
+		return false, nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return false, fmt.Errorf("parse selector of %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var sets appsv1.ReplicaSetList
+	if err := m.history.List(ctx, &sets, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return false, fmt.Errorf("list ReplicaSets of %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	for i := range sets.Items {
+		t := sets.Items[i].Spec.Template.DeepCopy()
+		delete(t.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+		if metav1.IsControlledBy(&sets.Items[i], d) && equality.Semantic.DeepEqual(*t, d.Spec.Template) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (m *Mutator) observe(req admission.Request, resp admission.Response, start time.Time) {
+	m.metrics.duration.WithLabelValues(mutatingName).Observe(time.Since(start).Seconds())
+	m.metrics.requests.WithLabelValues(mutatingName, string(req.Operation), decision(resp)).Inc()
+}
+
+func decision(resp admission.Response) string {
+	switch {
+	case resp.Result != nil && resp.Result.Code >= http.StatusBadRequest && resp.Allowed == false && resp.Result.Reason != metav1.StatusReasonForbidden:
+		return "error"
+	case !resp.Allowed:
+		return "denied"
+	case len(resp.Patches) > 0:
+		return "patched"
+	case len(resp.Warnings) > 0:
+		return "warned"
+	}
+	return "allowed"
+}
+
+func isDryRun(req admission.Request) bool { return req.DryRun != nil && *req.DryRun }
