@@ -33,6 +33,8 @@ type Options struct {
 	BinDir string
 	// Dir receives data, certificates, logs and the kubeconfig. It must exist.
 	Dir string
+	// APIServerPort fixes the API server's port; 0 picks a free one.
+	APIServerPort int
 	// Detached clusters outlive the calling process (make dev-up).
 	Detached bool
 	// Logf narrates progress; nil is silent.
@@ -96,6 +98,12 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		if ports[n], err = freePort(); err != nil {
 			return nil, err
 		}
+	}
+	if o.APIServerPort != 0 {
+		if err := checkPortFree("kube-apiserver", o.APIServerPort); err != nil {
+			return nil, err
+		}
+		ports["apiserver"] = o.APIServerPort
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports["etcd-client"])
 	etcd, err := start("etcd",
