@@ -76,7 +76,7 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) (resp admis
 	in := mutate.Input{Defaults: defaults, Intent: mutate.IntentOf(obj)}
 	result := apply(obj, in)
 	if touchesTemplate(result) && req.Operation == admissionv1.Update {
-		restored, err := m.restoresRevision(ctx, req, obj)
+		restored, err := m.restoresRevision(ctx, req)
 		if err != nil {
 			// Unsure whether this is a rollback: leave the template alone
 			// rather than risk turning an undo into a new rollout.
@@ -163,11 +163,16 @@ func (m *Mutator) defaults(ctx context.Context, namespace string, annotations ma
 // template back to one of its ReplicaSets (kubectl rollout undo, or
 // rollout-guard's own undo). The Deployment controller re-adopts that
 // ReplicaSet only if the template is left exactly as it was.
-func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request, obj client.Object) (bool, error) {
-	d, ok := obj.(*appsv1.Deployment)
-	if !ok || m.history == nil {
+func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request) (bool, error) {
+	if req.Kind.Kind != "Deployment" || m.history == nil {
 		return false, nil
 	}
+	// The template as the request sent it, before any mutation.
+	obj, err := decodeWorkload(m.decoder, req.Kind, req.Object, "object")
+	if err != nil {
+		return false, err
+	}
+	d := obj.(*appsv1.Deployment)
 	old, err := decodeWorkload(m.decoder, req.Kind, req.OldObject, "oldObject")
 	if err != nil {
 		return false, err
