@@ -3,11 +3,17 @@ package rollback
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,9 +37,22 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 		LeaderElectionNamespace: opts.Namespace,
 		// Stepping down at once on shutdown lets the standby take over quickly.
 		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:        {Transform: trimPod},
+			&appsv1.ReplicaSet{}: {Transform: trimManagedFields},
+			&appsv1.Deployment{}: {Transform: trimManagedFields},
+		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	metrics, err := NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	r := NewReconciler(mgr.GetClient(), opts.Rollback, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -47,4 +66,54 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 // Start runs the watcher until ctx is cancelled.
 func (w *Watcher) Start(ctx context.Context) error {
 	return w.mgr.Start(ctx)
+}
+
+// trimPod keeps only what stall detection reads, so that the cache of a
+// large cluster's pods stays small: identity, owner, labels, scheduling
+// condition and container states.
+func trimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+		Labels: p.Labels, OwnerReferences: p.OwnerReferences,
+		CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
+	}}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			trimmed.Status.Conditions = append(trimmed.Status.Conditions, corev1.PodCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+		}
+	}
+	trimmed.Status.ContainerStatuses = trimStatuses(p.Status.ContainerStatuses)
+	trimmed.Status.InitContainerStatuses = trimStatuses(p.Status.InitContainerStatuses)
+	return trimmed, nil
+}
+
+func trimStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
+	var out []corev1.ContainerStatus
+	for _, s := range in {
+		t := corev1.ContainerStatus{Name: s.Name, Image: s.Image, RestartCount: s.RestartCount}
+		if s.State.Waiting != nil {
+			t.State.Waiting = &corev1.ContainerStateWaiting{Reason: s.State.Waiting.Reason}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// trimManagedFields drops the field sets of managedFields but keeps who
+// manages the object: GitOps detection needs only the manager names.
+func trimManagedFields(obj any) (any, error) {
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil
+	}
+	mf := o.GetManagedFields()
+	for i := range mf {
+		mf[i].FieldsV1 = nil
+	}
+	o.SetManagedFields(mf)
+	return o, nil
 }

@@ -1,0 +1,246 @@
+package rollback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/rollout-guard/rollout-guard/config"
+)
+
+// Event reasons on the Deployment.
+const (
+	ReasonRolledBack      = "RolloutGuardRolledBack"
+	ReasonStallDetected   = "RolloutGuardStallDetected"
+	ReasonRollbackSkipped = "RolloutGuardRollbackSkipped"
+)
+
+// ownerIndex indexes ReplicaSets and Pods by the UID of their controller.
+const ownerIndex = ".metadata.controllerUID"
+
+// Reconciler rolls back stalled Deployments.
+type Reconciler struct {
+	client   client.Client
+	opts     config.Rollback
+	breaker  *Breaker
+	recorder events.EventRecorder
+	metrics  *Metrics
+	now      func() time.Time
+}
+
+// NewReconciler builds the reconciler.
+func NewReconciler(c client.Client, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
+	return &Reconciler{
+		client: c, opts: opts, recorder: recorder, metrics: metrics, now: now,
+		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.Window.Duration),
+	}
+}
+
+// SetupWithManager registers the controller, its watches and indexes.
+func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
+	for _, obj := range []client.Object{&appsv1.ReplicaSet{}, &corev1.Pod{}} {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, ownerIndex, controllerUID); err != nil {
+			return fmt.Errorf("index %T by owner: %w", obj, err)
+		}
+	}
+	return ctrl.ControllerManagedBy(mgr).
+		Named("rollback").
+		For(&appsv1.Deployment{}).
+		Owns(&appsv1.ReplicaSet{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToDeployment)).
+		Complete(r)
+}
+
+func controllerUID(obj client.Object) []string {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return []string{string(ref.UID)}
+	}
+	return nil
+}
+
+// podToDeployment maps a pod to the Deployment owning its ReplicaSet.
+func (r *Reconciler) podToDeployment(ctx context.Context, obj client.Object) []reconcile.Request {
+	ref := metav1.GetControllerOf(obj)
+	if ref == nil || ref.Kind != "ReplicaSet" {
+		return nil
+	}
+	var rs appsv1.ReplicaSet
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: ref.Name}, &rs); err != nil {
+		return nil
+	}
+	owner := metav1.GetControllerOf(&rs)
+	if owner == nil || owner.Kind != "Deployment" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: owner.Name}}}
+}
+
+// Reconcile observes one Deployment, decides, and acts.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx)
+	snap, err := r.observe(ctx, req.NamespacedName)
+	if apierrors.IsNotFound(err) {
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	set := ResolveSettings(r.opts, snap.Deployment)
+	dec := Decide(snap, set)
+	if dec.Action == ActionRollback || dec.Action == ActionDryRun {
+		open := r.breaker.Record(req.String(), snap.Now)
+		r.metrics.breakerOpen.Set(boolGauge(open))
+		if open && dec.Action == ActionRollback {
+			dec = Decision{
+				Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject,
+				Key:          fmt.Sprintf("%s/%s/%s/breaker", snap.Deployment.Annotations[revisionAnnotation], ActionSkip, dec.Cause),
+				Detail:       fmt.Sprintf("%s; automatic rollbacks are paused: more than %d Deployments stalled within %s, which points at the cluster rather than this release", dec.Detail, r.opts.CircuitBreaker.MaxStalls, r.opts.CircuitBreaker.Window.Duration),
+				RequeueAfter: r.opts.CircuitBreaker.Window.Duration,
+			}
+			if lastAction(snap.Deployment).Key == dec.Key {
+				return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
+			}
+		}
+	}
+	if dec.Action != ActionNone {
+		log.Info("Acting on Deployment", "deployment", klog.KObj(snap.Deployment), "action", dec.Action, "cause", dec.Cause, "detail", dec.Detail)
+	}
+	if err := r.act(ctx, snap, dec); err != nil {
+		if apierrors.IsConflict(err) {
+			// The Deployment changed under us: observe again rather than act on stale state.
+			log.V(1).Info("Conflict; observing again", "deployment", klog.KObj(snap.Deployment))
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// observe takes the snapshot Decide works on, from the informer caches.
+func (r *Reconciler) observe(ctx context.Context, key types.NamespacedName) (Snapshot, error) {
+	var d appsv1.Deployment
+	if err := r.client.Get(ctx, key, &d); err != nil {
+		return Snapshot{}, err
+	}
+	var sets appsv1.ReplicaSetList
+	if err := r.client.List(ctx, &sets, client.InNamespace(key.Namespace), client.MatchingFields{ownerIndex: string(d.UID)}); err != nil {
+		return Snapshot{}, fmt.Errorf("list ReplicaSets of %s: %w", key, err)
+	}
+	snap := Snapshot{Deployment: &d, Now: r.now()}
+	for i := range sets.Items {
+		rs := &sets.Items[i]
+		snap.ReplicaSets = append(snap.ReplicaSets, rs)
+		var pods corev1.PodList
+		if err := r.client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingFields{ownerIndex: string(rs.UID)}); err != nil {
+			return Snapshot{}, fmt.Errorf("list pods of %s/%s: %w", key.Namespace, rs.Name, err)
+		}
+		for j := range pods.Items {
+			snap.Pods = append(snap.Pods, &pods.Items[j])
+		}
+	}
+	return snap, nil
+}
+
+// act carries out a decision: one patch, at most one Event, one metric.
+func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error {
+	d := snap.Deployment
+	stamp := snap.Now.UTC().Format(time.RFC3339)
+	switch dec.Action {
+	case ActionNone:
+		return nil
+	case ActionMarkGood:
+		return r.annotate(ctx, dec.Subject, AnnotationKnownGood, stamp)
+	case ActionMarkRolledBack:
+		return r.annotate(ctx, dec.Subject, AnnotationRolledBack, stamp)
+	case ActionRollback:
+		patch, err := UndoPatch(d, dec.Target, LastAction{
+			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionOf(dec.Subject), ToRevision: revisionOf(dec.Target),
+			FromHash: hashOf(dec.Subject), Message: dec.Detail, Time: stamp,
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.client.Patch(ctx, d, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+			if !apierrors.IsConflict(err) {
+				r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "failed").Inc()
+			}
+			return fmt.Errorf("roll back %s: %w", klog.KObj(d), err)
+		}
+		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
+		r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "success").Inc()
+		if !dec.Signal.IsZero() {
+			r.metrics.reaction.Observe(r.now().Sub(dec.Signal).Seconds())
+		}
+		r.recorder.Eventf(d, dec.Target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", dec.Detail)
+		return nil
+	default:
+		if err := r.recordLastAction(ctx, d, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp}); err != nil {
+			return err
+		}
+		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
+		switch dec.Action {
+		case ActionReport:
+			r.recorder.Eventf(d, dec.Subject, corev1.EventTypeWarning, ReasonStallDetected, "Report", "%s", dec.Detail)
+		case ActionDryRun:
+			r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "dryrun").Inc()
+			r.recorder.Eventf(d, dec.Subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "DryRun", "%s", dec.Detail)
+		default:
+			r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "skipped").Inc()
+			r.recorder.Eventf(d, dec.Subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", dec.Detail)
+		}
+		return nil
+	}
+}
+
+func (r *Reconciler) annotate(ctx context.Context, obj client.Object, key, value string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if err != nil {
+		return err
+	}
+	if err := r.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("annotate %s with %s: %w", klog.KObj(obj), key, err)
+	}
+	return nil
+}
+
+// recordLastAction stores the action on the Deployment, conditional on the
+// version observed, so two watchers cannot both record (and report) it.
+func (r *Reconciler) recordLastAction(ctx context.Context, d *appsv1.Deployment, la LastAction) error {
+	raw, err := json.Marshal(la)
+	if err != nil {
+		return err
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": d.ResourceVersion,
+		"annotations":     map[string]string{AnnotationLastAction: string(raw)},
+	}})
+	if err != nil {
+		return err
+	}
+	if err := r.client.Patch(ctx, d, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("record last action on %s: %w", klog.KObj(d), err)
+	}
+	return nil
+}

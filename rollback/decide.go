@@ -1,0 +1,370 @@
+package rollback
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Annotations the watcher reads and writes.
+const (
+	// AnnotationAutoRollback on a Deployment: "false" turns automatic
+	// rollback off, "dryrun" only reports, "true" opts a GitOps-managed
+	// Deployment in.
+	AnnotationAutoRollback = "rollout-guard.io/auto-rollback"
+	// AnnotationImagePullGrace and AnnotationCrashLoopRestarts override the
+	// global thresholds for one Deployment.
+	AnnotationImagePullGrace    = "rollout-guard.io/image-pull-grace-period"
+	AnnotationCrashLoopRestarts = "rollout-guard.io/crash-loop-restarts"
+	// AnnotationKnownGood on a ReplicaSet: when the watcher saw it fully available.
+	AnnotationKnownGood = "rollout-guard.io/known-good"
+	// AnnotationRolledBack on a ReplicaSet: it was rolled back from once; never again.
+	AnnotationRolledBack = "rollout-guard.io/rolled-back"
+	// AnnotationLastAction on a Deployment: the watcher's last action, as JSON.
+	AnnotationLastAction = "rollout-guard.io/last-action"
+
+	revisionAnnotation = "deployment.kubernetes.io/revision"
+)
+
+// Cause is why a rollout counts as stalled.
+type Cause string
+
+// Causes of a stall. The first four are fixed by a rollback; the others are not.
+const (
+	CauseProgressDeadline   Cause = "ProgressDeadlineExceeded"
+	CauseImagePull          Cause = "ImagePullBackOff"
+	CauseCrashLoop          Cause = "CrashLoopBackOff"
+	CauseContainerConfig    Cause = "CreateContainerConfigError"
+	CauseUnschedulable      Cause = "Unschedulable"
+	CauseReplicaFailure     Cause = "ReplicaFailure"
+	CauseReplicaSetCreation Cause = "ReplicaSetCreateError"
+)
+
+// Rollbackable reports whether going back to an earlier template can fix the cause.
+func (c Cause) Rollbackable() bool {
+	switch c {
+	case CauseProgressDeadline, CauseImagePull, CauseCrashLoop, CauseContainerConfig:
+		return true
+	}
+	return false
+}
+
+// Action is what the watcher does about a Deployment.
+type Action string
+
+// Actions, each one patch, at most one Event and one metric.
+const (
+	ActionNone           Action = ""
+	ActionMarkGood       Action = "MarkKnownGood"
+	ActionMarkRolledBack Action = "MarkRolledBack"
+	ActionReport         Action = "Report"
+	ActionSkip           Action = "Skip"
+	ActionDryRun         Action = "DryRun"
+	ActionRollback       Action = "Rollback"
+)
+
+// Mode says what the watcher may do for one Deployment.
+type Mode string
+
+// Modes, from config or the auto-rollback annotation.
+const (
+	ModeEnforce  Mode = "enforce"
+	ModeDryRun   Mode = "dryrun"
+	ModeDisabled Mode = "disabled"
+)
+
+// Settings are the thresholds and mode in force for one Deployment.
+type Settings struct {
+	Mode              Mode
+	ImagePullGrace    time.Duration
+	CrashLoopRestarts int32
+	// Notes explain settings that were ignored (malformed annotations) or chosen implicitly (GitOps).
+	Notes []string
+}
+
+// Snapshot is everything Decide looks at, observed at Now.
+type Snapshot struct {
+	Deployment *appsv1.Deployment
+	// ReplicaSets are those the Deployment controls.
+	ReplicaSets []*appsv1.ReplicaSet
+	// Pods are the pods of the Deployment's ReplicaSets.
+	Pods []*corev1.Pod
+	Now  time.Time
+}
+
+// Decision is what to do, and why.
+type Decision struct {
+	Action Action
+	Cause  Cause
+	// Subject is the ReplicaSet the action patches (marks) or rolls back from.
+	Subject *appsv1.ReplicaSet
+	// Target is the ReplicaSet to roll back to.
+	Target *appsv1.ReplicaSet
+	// Detail explains the decision to a person (Event message, log).
+	Detail string
+	// Signal is when the stall became certain, for the reaction-time metric.
+	Signal time.Time
+	// Key identifies a report, skip or dry run, recorded in the Deployment's
+	// last action so that each is made once per revision.
+	Key string
+	// RequeueAfter asks to look again, e.g. when a grace period ends.
+	RequeueAfter time.Duration
+}
+
+// LastAction is what AnnotationLastAction holds.
+type LastAction struct {
+	Action       Action `json:"action"`
+	Cause        Cause  `json:"cause,omitempty"`
+	FromRevision string `json:"fromRevision,omitempty"`
+	ToRevision   string `json:"toRevision,omitempty"`
+	FromHash     string `json:"fromHash,omitempty"`
+	Key          string `json:"key,omitempty"`
+	Message      string `json:"message,omitempty"`
+	Time         string `json:"time"`
+}
+
+// Decide is the watcher's pure decision for one Deployment.
+func Decide(s Snapshot, set Settings) Decision {
+	d := s.Deployment
+	if d.DeletionTimestamp != nil || d.Spec.Paused || d.Status.ObservedGeneration != d.Generation {
+		return Decision{}
+	}
+	if mark := pendingRolledBackMark(s); mark != nil {
+		return Decision{Action: ActionMarkRolledBack, Subject: mark}
+	}
+	current := newReplicaSet(s)
+	if current == nil {
+		return Decision{}
+	}
+	if fullyAvailable(d, current) {
+		if _, marked := current.Annotations[AnnotationKnownGood]; !marked {
+			return Decision{Action: ActionMarkGood, Subject: current}
+		}
+		return Decision{}
+	}
+	st := detectStall(s, current, set)
+	if st.cause == "" {
+		return Decision{RequeueAfter: st.requeue}
+	}
+	dec := Decision{Cause: st.cause, Subject: current, Signal: st.signal, Detail: st.detail}
+	once := func(action Action, detail string) Decision {
+		dec.Action, dec.Detail = action, detail
+		dec.Key = fmt.Sprintf("%s/%s/%s", d.Annotations[revisionAnnotation], action, st.cause)
+		if lastAction(d).Key == dec.Key {
+			return Decision{}
+		}
+		return dec
+	}
+	if !st.cause.Rollbackable() {
+		return once(ActionReport, st.detail+"; a rollback would not help, so none was made")
+	}
+	if _, done := current.Annotations[AnnotationRolledBack]; done || rolledBackFrom(d) == hashOf(current) {
+		return once(ActionSkip, fmt.Sprintf("%s; revision %s was already rolled back once, and rollout-guard rolls back a bad revision only once", st.detail, revisionOf(current)))
+	}
+	if set.Mode == ModeDisabled {
+		return once(ActionSkip, st.detail+"; automatic rollback is off for this Deployment ("+AnnotationAutoRollback+": \"false\")")
+	}
+	target := knownGoodTarget(s, current)
+	if target == nil {
+		return once(ActionSkip, st.detail+"; no earlier revision is known to have been fully available, so there is nothing safe to roll back to")
+	}
+	dec.Target = target
+	if set.Mode == ModeDryRun {
+		return once(ActionDryRun, fmt.Sprintf("%s; would roll back to revision %s (%s) [dry run%s]", st.detail, revisionOf(target), images(target), noteSuffix(set.Notes)))
+	}
+	dec.Action = ActionRollback
+	dec.Detail = fmt.Sprintf("rolled back from revision %s (%s) to revision %s (%s): %s", revisionOf(current), images(current), revisionOf(target), images(target), st.detail)
+	return dec
+}
+
+func noteSuffix(notes []string) string {
+	if len(notes) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(notes, "; ")
+}
+
+// newReplicaSet is the ReplicaSet of the Deployment's current revision.
+func newReplicaSet(s Snapshot) *appsv1.ReplicaSet {
+	want := s.Deployment.Annotations[revisionAnnotation]
+	if want == "" {
+		return nil
+	}
+	for _, rs := range s.ReplicaSets {
+		if rs.Annotations[revisionAnnotation] == want {
+			return rs
+		}
+	}
+	return nil
+}
+
+// fullyAvailable: the Deployment's rollout to rs is complete and every
+// replica is available. A Deployment scaled to zero proves nothing.
+func fullyAvailable(d *appsv1.Deployment, rs *appsv1.ReplicaSet) bool {
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	return replicas > 0 && rs.Spec.Replicas != nil && *rs.Spec.Replicas == replicas &&
+		rs.Status.AvailableReplicas >= replicas && d.Status.UpdatedReplicas == replicas &&
+		d.Status.AvailableReplicas >= replicas && d.Status.Replicas == replicas
+}
+
+type stall struct {
+	cause   Cause
+	detail  string
+	signal  time.Time
+	requeue time.Duration
+}
+
+var imageReasons = []string{"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"}
+
+// detectStall finds why the new ReplicaSet cannot become available, if it
+// cannot. Causes a rollback would not fix win over those it would, since
+// they also explain an exceeded deadline.
+func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
+	d := s.Deployment
+	var found []stall
+	var requeue time.Duration
+	for _, c := range d.Status.Conditions {
+		switch {
+		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
+			found = append(found, stall{cause: CauseReplicaFailure, detail: "the ReplicaSet cannot create pods: " + c.Message, signal: c.LastTransitionTime.Time})
+		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ReplicaSetCreateError":
+			found = append(found, stall{cause: CauseReplicaSetCreation, detail: "the ReplicaSet cannot be created: " + c.Message, signal: c.LastUpdateTime.Time})
+		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded":
+			found = append(found, stall{cause: CauseProgressDeadline, detail: fmt.Sprintf("the rollout exceeded its progress deadline (%ds)", deref(d.Spec.ProgressDeadlineSeconds)), signal: c.LastUpdateTime.Time})
+		}
+	}
+	hash := hashOf(rs)
+	for _, p := range s.Pods {
+		if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != hash || p.DeletionTimestamp != nil {
+			continue
+		}
+		age := s.Now.Sub(p.CreationTimestamp.Time)
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				if age >= set.ImagePullGrace {
+					found = append(found, stall{cause: CauseUnschedulable, detail: fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message), signal: p.CreationTimestamp.Add(set.ImagePullGrace)})
+				} else {
+					requeue = minPositive(requeue, set.ImagePullGrace-age)
+				}
+			}
+		}
+		for _, cs := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+			w := cs.State.Waiting
+			if w == nil {
+				continue
+			}
+			switch {
+			case slices.Contains(imageReasons, w.Reason):
+				if age < set.ImagePullGrace {
+					requeue = minPositive(requeue, set.ImagePullGrace-age)
+					continue
+				}
+				cause := CauseImagePull
+				if w.Reason == "CreateContainerConfigError" {
+					cause = CauseContainerConfig
+				}
+				found = append(found, stall{cause: cause, signal: p.CreationTimestamp.Add(set.ImagePullGrace),
+					detail: fmt.Sprintf("pod %s: container %s (%s) waiting in %s for %s", p.Name, cs.Name, cs.Image, w.Reason, age.Round(time.Second))})
+			case w.Reason == "CrashLoopBackOff" && cs.RestartCount >= set.CrashLoopRestarts:
+				found = append(found, stall{cause: CauseCrashLoop, signal: s.Now,
+					detail: fmt.Sprintf("pod %s: container %s (%s) in CrashLoopBackOff after %d restarts", p.Name, cs.Name, cs.Image, cs.RestartCount)})
+			}
+		}
+	}
+	for _, st := range found {
+		if !st.cause.Rollbackable() {
+			return st
+		}
+	}
+	if len(found) > 0 {
+		return found[0]
+	}
+	return stall{requeue: requeue}
+}
+
+// knownGoodTarget is the newest ReplicaSet, other than current, that the
+// watcher saw fully available and that was not itself rolled back from.
+func knownGoodTarget(s Snapshot, current *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+	var best *appsv1.ReplicaSet
+	for _, rs := range s.ReplicaSets {
+		if rs == current || rs.Annotations[AnnotationKnownGood] == "" || rs.Annotations[AnnotationRolledBack] != "" {
+			continue
+		}
+		if best == nil || revision(rs) > revision(best) {
+			best = rs
+		}
+	}
+	return best
+}
+
+// pendingRolledBackMark finds the ReplicaSet the Deployment's last action
+// rolled back from, when it does not carry the mark yet.
+func pendingRolledBackMark(s Snapshot) *appsv1.ReplicaSet {
+	from := rolledBackFrom(s.Deployment)
+	if from == "" {
+		return nil
+	}
+	for _, rs := range s.ReplicaSets {
+		if hashOf(rs) == from && rs.Annotations[AnnotationRolledBack] == "" {
+			return rs
+		}
+	}
+	return nil
+}
+
+func rolledBackFrom(d *appsv1.Deployment) string {
+	if la := lastAction(d); la.Action == ActionRollback {
+		return la.FromHash
+	}
+	return ""
+}
+
+// lastAction reads the Deployment's record of the watcher's last action; a
+// missing or unreadable record reads as none.
+func lastAction(d *appsv1.Deployment) LastAction {
+	var la LastAction
+	if raw, ok := d.Annotations[AnnotationLastAction]; ok {
+		_ = json.Unmarshal([]byte(raw), &la)
+	}
+	return la
+}
+
+func hashOf(rs *appsv1.ReplicaSet) string { return rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey] }
+
+func revision(rs *appsv1.ReplicaSet) int64 {
+	n, _ := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64)
+	return n
+}
+
+func revisionOf(rs *appsv1.ReplicaSet) string { return rs.Annotations[revisionAnnotation] }
+
+func images(rs *appsv1.ReplicaSet) string {
+	var out []string
+	for _, c := range rs.Spec.Template.Spec.Containers {
+		out = append(out, c.Image)
+	}
+	return strings.Join(out, ", ")
+}
+
+func deref(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
