@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
@@ -69,6 +70,9 @@ type Rollback struct {
 	// CircuitBreaker stops automatic rollbacks when many Deployments stall at
 	// once: that is a cluster problem, not a bad release.
 	CircuitBreaker CircuitBreaker `json:"circuitBreaker"`
+	// Selector limits the watcher to Deployments whose labels match (label
+	// selector syntax, e.g. "tier!=experimental"); empty means all.
+	Selector string `json:"selector,omitempty"`
 }
 
 // CircuitBreaker trips when more than MaxStalls Deployments stall within Window.
@@ -172,6 +176,9 @@ func (o Options) Validate() error {
 	}
 	if o.Rollback.CircuitBreaker.Window.Duration <= 0 {
 		errs = append(errs, field.Invalid(cb.Child("window"), o.Rollback.CircuitBreaker.Window.Duration.String(), "must be positive"))
+	}
+	if _, err := labels.Parse(o.Rollback.Selector); err != nil {
+		errs = append(errs, field.Invalid(r.Child("selector"), o.Rollback.Selector, err.Error()))
 	}
 	if !slices.Contains([]string{"Ignore", "Fail"}, o.Dev.FailurePolicy) {
 		errs = append(errs, field.NotSupported(field.NewPath("dev", "failurePolicy"), o.Dev.FailurePolicy, []string{"Ignore", "Fail"}))

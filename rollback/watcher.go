@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +29,10 @@ type Watcher struct {
 
 // NewWatcher builds the watcher's manager and controller.
 func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, reg prometheus.Registerer) (*Watcher, error) {
+	selector, err := labels.Parse(opts.Rollback.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("rollback.selector: %w", err)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.Watcher.MetricsAddr},
@@ -40,7 +45,7 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:        {Transform: trimPod},
 			&appsv1.ReplicaSet{}: {Transform: trimManagedFields},
-			&appsv1.Deployment{}: {Transform: trimManagedFields},
+			&appsv1.Deployment{}: {Transform: trimManagedFields, Label: selector},
 		}},
 	})
 	if err != nil {

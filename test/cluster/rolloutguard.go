@@ -32,7 +32,7 @@ func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile stri
 	if err != nil {
 		return err
 	}
-	ports := make([]int, 5)
+	ports := make([]int, 3)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return err
@@ -53,17 +53,7 @@ func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile stri
 		return err
 	}
 	c.Processes = append(c.Processes, webhook)
-	watcher, err := startProcess("rollout-guard-watcher", absBinary, append([]string{"watcher",
-		"--metrics-addr", addr(ports[3]), "--health-addr", addr(ports[4]), "--leader-elect=false"}, common...), logDir, detached)
-	if err != nil {
-		return err
-	}
-	c.Processes = append(c.Processes, watcher)
-	c.Guard = &Guard{
-		WebhookMetricsURL: "http://" + addr(ports[1]) + "/metrics",
-		WatcherMetricsURL: "http://" + addr(ports[3]) + "/metrics",
-		WebhookPort:       ports[0],
-	}
+	c.Guard = &Guard{WebhookMetricsURL: "http://" + addr(ports[1]) + "/metrics", WebhookPort: ports[0]}
 	client, err := c.Clientset()
 	if err != nil {
 		return err
@@ -82,7 +72,7 @@ func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile stri
 	}); err != nil {
 		return err
 	}
-	if err := watcher.waitFor(ctx, 30*time.Second, httpOK(plain, "http://"+addr(ports[4])+"/readyz", "")); err != nil {
+	if c.Guard.WatcherMetricsURL, err = c.StartWatcher(ctx, "rollout-guard-watcher", absBinary, detached, common...); err != nil {
 		return err
 	}
 	logf("rollout-guard: webhook on https://127.0.0.1:%d registered, watcher running", ports[0])
@@ -92,4 +82,31 @@ func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile stri
 // GuardLogs names the log files of rollout-guard's processes.
 func (c *Cluster) GuardLogs() string {
 	return fmt.Sprintf("%s and %s", filepath.Join(c.Dir, "logs", "rollout-guard-webhook.log"), filepath.Join(c.Dir, "logs", "rollout-guard-watcher.log"))
+}
+
+// StartWatcher runs one more `rollout-guard watcher` (without leader
+// election) against the cluster, named name in the logs, and returns the URL
+// of its metrics once it is ready.
+func (c *Cluster) StartWatcher(ctx context.Context, name, binary string, detached bool, args ...string) (string, error) {
+	metricsPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	healthPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+	watcher, err := startProcess(name, binary, append([]string{"watcher",
+		"--metrics-addr", addr(metricsPort), "--health-addr", addr(healthPort), "--leader-elect=false"}, args...),
+		filepath.Join(c.Dir, "logs"), detached)
+	if err != nil {
+		return "", err
+	}
+	c.Processes = append(c.Processes, watcher)
+	plain := &http.Client{Timeout: 2 * time.Second}
+	if err := watcher.waitFor(ctx, 30*time.Second, httpOK(plain, "http://"+addr(healthPort)+"/readyz", "")); err != nil {
+		return "", err
+	}
+	return "http://" + addr(metricsPort) + "/metrics", nil
 }

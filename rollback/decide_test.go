@@ -1,0 +1,369 @@
+package rollback
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func rs(rev, hash, image string, mods ...func(*appsv1.ReplicaSet)) *appsv1.ReplicaSet {
+	r := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-" + hash, Labels: map[string]string{"app": "web", appsv1.DefaultDeploymentUniqueLabelKey: hash},
+			Annotations: map[string]string{revisionAnnotation: rev},
+		},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](3), Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", appsv1.DefaultDeploymentUniqueLabelKey: hash}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: image}}},
+		}},
+	}
+	for _, m := range mods {
+		m(r)
+	}
+	return r
+}
+
+func good(r *appsv1.ReplicaSet) { r.Annotations[AnnotationKnownGood] = "2026-11-22T11:00:00Z" }
+func rolledBack(r *appsv1.ReplicaSet) {
+	r.Annotations[AnnotationRolledBack] = "2026-11-22T11:30:00Z"
+}
+func available(r *appsv1.ReplicaSet) { r.Status.AvailableReplicas, r.Status.ReadyReplicas = 3, 3 }
+
+func deploy(rev string, mods ...func(*appsv1.Deployment)) *appsv1.Deployment {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team", Generation: 4, ResourceVersion: "100", Annotations: map[string]string{revisionAnnotation: rev}},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), ProgressDeadlineSeconds: ptr.To[int32](120)},
+		Status:     appsv1.DeploymentStatus{ObservedGeneration: 4, Replicas: 4, UpdatedReplicas: 1, AvailableReplicas: 3},
+	}
+	for _, m := range mods {
+		m(d)
+	}
+	return d
+}
+
+func complete(d *appsv1.Deployment) {
+	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.AvailableReplicas = 3, 3, 3
+}
+
+func deadlineExceeded(d *appsv1.Deployment) {
+	d.Status.Conditions = append(d.Status.Conditions, appsv1.DeploymentCondition{
+		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+		LastUpdateTime: metav1.NewTime(now.Add(-300 * time.Millisecond)),
+	})
+}
+
+func pod(hash string, age time.Duration, status corev1.ContainerStatus, conds ...corev1.PodCondition) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-" + hash + "-x", Labels: map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: hash}, CreationTimestamp: metav1.NewTime(now.Add(-age))},
+		Status:     corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{status}, Conditions: conds},
+	}
+}
+
+func waiting(reason string, restarts int32) corev1.ContainerStatus {
+	return corev1.ContainerStatus{Name: "web", Image: "nginx:1.161", RestartCount: restarts, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}}
+}
+
+var settings = Settings{Mode: ModeEnforce, ImagePullGrace: 60 * time.Second, CrashLoopRestarts: 3}
+
+func TestDecide(t *testing.T) {
+	v1, v2 := rs("1", "aaa", "nginx:1.7.9", good), rs("2", "bbb", "nginx:1.9.1", good)
+	tests := []struct {
+		name       string
+		snap       Snapshot
+		set        Settings
+		want       Action
+		cause      Cause
+		target     string // hash
+		detail     string
+		wantRequeu bool
+	}{
+		{
+			name: "a fully available new revision is marked known-good",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available)}},
+			want: ActionMarkGood,
+		},
+		{
+			name: "a marked, available revision needs nothing",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available, good)}},
+			want: ActionNone,
+		},
+		{
+			name: "a Deployment scaled to zero proves nothing",
+			snap: Snapshot{Deployment: deploy("2", complete, func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](0); d.Status = appsv1.DeploymentStatus{ObservedGeneration: 4} }),
+				ReplicaSets: []*appsv1.ReplicaSet{rs("2", "bbb", "nginx:1.9.1", func(r *appsv1.ReplicaSet) { r.Spec.Replicas = ptr.To[int32](0) })}},
+			want: ActionNone,
+		},
+		{
+			name:   "ProgressDeadlineExceeded rolls back to the newest known-good revision",
+			snap:   Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, v2, rs("3", "ccc", "nginx:1.161")}},
+			want:   ActionRollback,
+			cause:  CauseProgressDeadline,
+			target: "bbb",
+			detail: "rolled back from revision 3 (nginx:1.161) to revision 2 (nginx:1.9.1): the rollout exceeded its progress deadline (120s)",
+		},
+		{
+			name:   "the target skips revisions never seen available",
+			snap:   Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1"), rs("3", "ccc", "nginx:1.161")}},
+			want:   ActionRollback,
+			cause:  CauseProgressDeadline,
+			target: "aaa",
+		},
+		{
+			name: "ImagePullBackOff within the grace period waits and asks to look again",
+			snap: Snapshot{Deployment: deploy("3"), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")},
+				Pods: []*corev1.Pod{pod("ccc", 20*time.Second, waiting("ImagePullBackOff", 0))}},
+			want:       ActionNone,
+			wantRequeu: true,
+		},
+		{
+			name: "ImagePullBackOff past the grace period rolls back before the deadline",
+			snap: Snapshot{Deployment: deploy("3"), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")},
+				Pods: []*corev1.Pod{pod("ccc", 61*time.Second, waiting("ErrImagePull", 0))}},
+			want: ActionRollback, cause: CauseImagePull, target: "bbb",
+			detail: "container web (nginx:1.161) waiting in ErrImagePull for 1m1s",
+		},
+		{
+			name: "pods of old revisions do not count",
+			snap: Snapshot{Deployment: deploy("3"), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")},
+				Pods: []*corev1.Pod{pod("bbb", 10*time.Minute, waiting("ImagePullBackOff", 0))}},
+			want: ActionNone,
+		},
+		{
+			name: "CrashLoopBackOff with enough restarts rolls back",
+			snap: Snapshot{Deployment: deploy("3"), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.9.2")},
+				Pods: []*corev1.Pod{pod("ccc", 5*time.Second, waiting("CrashLoopBackOff", 3))}},
+			want: ActionRollback, cause: CauseCrashLoop, target: "bbb",
+		},
+		{
+			name: "CrashLoopBackOff with few restarts is given time",
+			snap: Snapshot{Deployment: deploy("3"), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.9.2")},
+				Pods: []*corev1.Pod{pod("ccc", 5*time.Second, waiting("CrashLoopBackOff", 2))}},
+			want: ActionNone,
+		},
+		{
+			name: "unschedulable pods are reported, not rolled back, even past the deadline",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.9.2")},
+				Pods: []*corev1.Pod{pod("ccc", 2*time.Minute, corev1.ContainerStatus{}, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available"})}},
+			want: ActionReport, cause: CauseUnschedulable, detail: "a rollback would not help",
+		},
+		{
+			name: "a quota failure is reported",
+			snap: Snapshot{Deployment: deploy("3", func(d *appsv1.Deployment) {
+				d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "exceeded quota"}}
+			}), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.9.2")}},
+			want: ActionReport, cause: CauseReplicaFailure, detail: "exceeded quota",
+		},
+		{
+			name: "a report already made is not made again",
+			snap: Snapshot{Deployment: deploy("3", func(d *appsv1.Deployment) {
+				d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue}}
+				d.Annotations[AnnotationLastAction] = `{"action":"Report","key":"3/Report/ReplicaFailure","time":"x"}`
+			}), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.9.2")}},
+			want: ActionNone,
+		},
+		{
+			name: "a revision rolled back once is never rolled back again",
+			snap: Snapshot{Deployment: deploy("5", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("5", "ccc", "nginx:1.161", rolledBack)}},
+			want: ActionSkip, cause: CauseProgressDeadline, detail: "already rolled back once",
+		},
+		{
+			name: "the last action's record counts before the mark is written",
+			snap: Snapshot{Deployment: deploy("5", deadlineExceeded, func(d *appsv1.Deployment) {
+				d.Annotations[AnnotationLastAction] = `{"action":"Rollback","fromHash":"ccc","time":"x"}`
+			}), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("5", "ccc", "nginx:1.161", rolledBack)}},
+			want: ActionSkip, detail: "already rolled back once",
+		},
+		{
+			name: "a pending rolled-back mark is written first",
+			snap: Snapshot{Deployment: deploy("4", func(d *appsv1.Deployment) {
+				d.Annotations[AnnotationLastAction] = `{"action":"Rollback","fromHash":"ccc","time":"x"}`
+			}), ReplicaSets: []*appsv1.ReplicaSet{rs("4", "bbb", "nginx:1.9.1", good), rs("3", "ccc", "nginx:1.161")}},
+			want: ActionMarkRolledBack,
+		},
+		{
+			name: "no known-good revision: skip, saying so",
+			snap: Snapshot{Deployment: deploy("2", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{rs("1", "aaa", "nginx:1.7.9"), rs("2", "bbb", "nginx:1.161")}},
+			want: ActionSkip, detail: "no earlier revision is known",
+		},
+		{
+			name: "dry run says what it would do",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")}},
+			set:  Settings{Mode: ModeDryRun, ImagePullGrace: time.Minute, CrashLoopRestarts: 3},
+			want: ActionDryRun, target: "bbb", detail: "would roll back to revision 2 (nginx:1.9.1)",
+		},
+		{
+			name: "disabled per Deployment",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")}},
+			set:  Settings{Mode: ModeDisabled},
+			want: ActionSkip, detail: "automatic rollback is off",
+		},
+		{
+			name: "paused Deployments are left alone",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded, func(d *appsv1.Deployment) { d.Spec.Paused = true }), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")}},
+			want: ActionNone,
+		},
+		{
+			name: "a Deployment the controller has not observed yet is left alone",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded, func(d *appsv1.Deployment) { d.Generation = 5 }), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")}},
+			want: ActionNone,
+		},
+		{
+			name: "a Deployment being deleted is left alone",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded, func(d *appsv1.Deployment) { d.DeletionTimestamp = &metav1.Time{Time: now} }), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")}},
+			want: ActionNone,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.snap.Now = now
+			set := tt.set
+			if set.Mode == "" {
+				set = settings
+			}
+			got := Decide(tt.snap, set)
+			if got.Action != tt.want {
+				t.Fatalf("action %q (%s), want %q", got.Action, got.Detail, tt.want)
+			}
+			if tt.cause != "" && got.Cause != tt.cause {
+				t.Errorf("cause %q, want %q", got.Cause, tt.cause)
+			}
+			if tt.target != "" && (got.Target == nil || hashOf(got.Target) != tt.target) {
+				t.Errorf("target %v, want %s", got.Target, tt.target)
+			}
+			if !strings.Contains(got.Detail, tt.detail) {
+				t.Errorf("detail %q does not contain %q", got.Detail, tt.detail)
+			}
+			if tt.wantRequeu != (got.RequeueAfter > 0) {
+				t.Errorf("requeueAfter %s", got.RequeueAfter)
+			}
+		})
+	}
+}
+
+func TestUndoPatchMatchesKubectl(t *testing.T) {
+	d := deploy("3", func(d *appsv1.Deployment) {
+		d.Annotations["kubectl.kubernetes.io/last-applied-configuration"] = "{user manifest}"
+		d.Annotations["team"] = "payments"
+	})
+	target := rs("2", "bbb", "nginx:1.9.1", good, func(r *appsv1.ReplicaSet) {
+		r.Annotations["deployment.kubernetes.io/desired-replicas"] = "3"
+		r.Annotations["owner"] = "team-a"
+	})
+	raw, err := UndoPatch(d, target, LastAction{Action: ActionRollback, FromHash: "ccc", Time: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []struct {
+		Op    string          `json:"op"`
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(raw, &ops); err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 3 || ops[0].Path != "/metadata/resourceVersion" || string(ops[0].Value) != `"100"` || ops[1].Path != "/spec/template" || ops[2].Path != "/metadata/annotations" {
+		t.Fatalf("patch ops = %s", raw)
+	}
+	var template corev1.PodTemplateSpec
+	if err := json.Unmarshal(ops[1].Value, &template); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := template.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; ok || template.Spec.Containers[0].Image != "nginx:1.9.1" {
+		t.Errorf("template = %+v: the hash label must go, the image must be the target's", template)
+	}
+	var annotations map[string]string
+	if err := json.Unmarshal(ops[2].Value, &annotations); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"kubectl.kubernetes.io/last-applied-configuration": "{user manifest}", // kept from the Deployment
+		revisionAnnotation: "3", // kept from the Deployment
+		"owner":            "team-a",
+	}
+	for k, v := range want {
+		if annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, annotations[k], v)
+		}
+	}
+	for _, k := range []string{"team", "deployment.kubernetes.io/desired-replicas", AnnotationKnownGood} {
+		if _, ok := annotations[k]; ok {
+			t.Errorf("annotation %s copied, kubectl would not", k)
+		}
+	}
+	if !strings.Contains(annotations[AnnotationLastAction], `"fromHash":"ccc"`) {
+		t.Errorf("last action not recorded: %v", annotations)
+	}
+	if strings.Contains(string(raw), "replicas\":") {
+		t.Errorf("patch touches replicas: %s", raw)
+	}
+}
+
+func TestBreaker(t *testing.T) {
+	b := NewBreaker(5, 5*time.Minute)
+	for i, key := range []string{"a", "b", "c", "d", "e"} {
+		if b.Record(key, now.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("open after %d stalls", i+1)
+		}
+	}
+	if b.Record("a", now.Add(10*time.Second)) {
+		t.Fatal("the same Deployment counted twice")
+	}
+	if !b.Record("f", now.Add(11*time.Second)) {
+		t.Fatal("not open after 6 Deployments stalled within the window")
+	}
+	if !b.Open(now.Add(4 * time.Minute)) {
+		t.Fatal("closed within the window")
+	}
+	if b.Open(now.Add(6 * time.Minute)) {
+		t.Fatal("still open after the window passed")
+	}
+}
+
+func TestResolveSettings(t *testing.T) {
+	tests := []struct {
+		name        string
+		labels      map[string]string
+		annotations map[string]string
+		managers    []string
+		mode        Mode
+		grace       time.Duration
+		note        string
+	}{
+		{name: "global", mode: ModeEnforce, grace: time.Minute},
+		{name: "annotation dry run", annotations: map[string]string{AnnotationAutoRollback: "dryrun"}, mode: ModeDryRun, grace: time.Minute},
+		{name: "annotation off", annotations: map[string]string{AnnotationAutoRollback: "false"}, mode: ModeDisabled, grace: time.Minute},
+		{name: "Argo CD label defaults to dry run", labels: map[string]string{"argocd.argoproj.io/instance": "shop"}, mode: ModeDryRun, grace: time.Minute, note: "managed by argocd"},
+		{name: "Flux manager defaults to dry run", managers: []string{"kustomize-controller"}, mode: ModeDryRun, grace: time.Minute, note: "kustomize-controller"},
+		{name: "GitOps opted in", managers: []string{"helm-controller"}, annotations: map[string]string{AnnotationAutoRollback: "true"}, mode: ModeEnforce, grace: time.Minute},
+		{name: "per-Deployment grace", annotations: map[string]string{AnnotationImagePullGrace: "15s"}, mode: ModeEnforce, grace: 15 * time.Second},
+		{name: "malformed grace is ignored with a note", annotations: map[string]string{AnnotationImagePullGrace: "soon"}, mode: ModeEnforce, grace: time.Minute, note: "ignored"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := deploy("1")
+			d.Labels = tt.labels
+			for k, v := range tt.annotations {
+				d.Annotations[k] = v
+			}
+			for _, m := range tt.managers {
+				d.ManagedFields = append(d.ManagedFields, metav1.ManagedFieldsEntry{Manager: m})
+			}
+			cfg := defaultRollbackConfig()
+			s := ResolveSettings(cfg, d)
+			if s.Mode != tt.mode || s.ImagePullGrace != tt.grace {
+				t.Errorf("mode %s grace %s, want %s %s", s.Mode, s.ImagePullGrace, tt.mode, tt.grace)
+			}
+			if notes := strings.Join(s.Notes, ";"); !strings.Contains(notes, tt.note) || (tt.note == "" && notes != "") {
+				t.Errorf("notes %q, want %q", notes, tt.note)
+			}
+		})
+	}
+}
