@@ -97,7 +97,10 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a Deployment scaled to zero proves nothing",
-			snap: Snapshot{Deployment: deploy("2", complete, func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](0); d.Status = appsv1.DeploymentStatus{ObservedGeneration: 4} }),
+			snap: Snapshot{Deployment: deploy("2", complete, func(d *appsv1.Deployment) {
+				d.Spec.Replicas = ptr.To[int32](0)
+				d.Status = appsv1.DeploymentStatus{ObservedGeneration: 4}
+			}),
 				ReplicaSets: []*appsv1.ReplicaSet{rs("2", "bbb", "nginx:1.9.1", func(r *appsv1.ReplicaSet) { r.Spec.Replicas = ptr.To[int32](0) })}},
 			want: ActionNone,
 		},
