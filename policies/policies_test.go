@@ -1,0 +1,199 @@
+package policies
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// The built-ins' own _test.rego files pass.
+func TestBuiltInRegoTests(t *testing.T) {
+	files, err := BuiltInFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := RunTests(context.Background(), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) < 20 {
+		t.Fatalf("only %d Rego tests ran", len(results))
+	}
+	for _, r := range results {
+		if !r.Passed {
+			t.Errorf("%s: %s", r.Name, r.Detail)
+		}
+	}
+	// Every policy has a test file beside it.
+	for _, name := range BuiltInNames {
+		if _, ok := files[strings.ReplaceAll(name, "-", "_")+"_test.rego"]; !ok {
+			t.Errorf("policy %s has no _test.rego", name)
+		}
+	}
+}
+
+func builtins(t testing.TB) *Evaluator {
+	t.Helper()
+	ps, err := BuiltIns(DefaultSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(context.Background(), ps, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func objectInput(t testing.TB, manifest []byte) (map[string]any, string) {
+	t.Helper()
+	var obj map[string]any
+	if err := yaml.Unmarshal(manifest, &obj); err != nil {
+		t.Fatal(err)
+	}
+	kind, _ := obj["kind"].(string)
+	return map[string]any{"operation": "CREATE", "object": obj}, kind
+}
+
+// Every sample under testdata/<policy>/allowed passes that policy, and every
+// one under denied breaks it. The samples are written as the webhook sees
+// them: after the API server's defaults and rollout-guard's mutation.
+func TestSamples(t *testing.T) {
+	e := builtins(t)
+	for _, name := range BuiltInNames {
+		for _, verdict := range []string{"allowed", "denied"} {
+			files, _ := filepath.Glob(filepath.Join("testdata", name, verdict, "*.yaml"))
+			if len(files) == 0 {
+				t.Errorf("policy %s has no %s samples", name, verdict)
+			}
+			for _, f := range files {
+				t.Run(name+"/"+verdict+"/"+filepath.Base(f), func(t *testing.T) {
+					data, err := os.ReadFile(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					in, kind := objectInput(t, data)
+					vs, err := e.Evaluate(context.Background(), in, kind)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var mine []Violation
+					for _, v := range vs {
+						if v.Policy == name {
+							mine = append(mine, v)
+						}
+					}
+					if verdict == "allowed" && len(mine) > 0 {
+						t.Errorf("violations %+v", mine)
+					}
+					if verdict == "denied" && len(mine) == 0 {
+						t.Error("no violation")
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestEvaluateReportsFieldsAndEnforcement(t *testing.T) {
+	e := builtins(t)
+	in, kind := objectInput(t, []byte(`{"kind":"Deployment","spec":{"replicas":10,"revisionHistoryLimit":0,"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"50%","maxUnavailable":"50%"}},
+	  "template":{"spec":{"containers":[{"name":"web","image":"nginx:latest","readinessProbe":{"tcpSocket":{"port":80}}}]}}}}`))
+	vs, err := e.Evaluate(context.Background(), in, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Enforcement{}
+	for _, v := range vs {
+		got[v.Policy+" "+v.Field] = v.Enforcement
+	}
+	want := map[string]Enforcement{
+		"surge-unavailable spec.strategy.rollingUpdate.maxUnavailable": Deny,
+		"revision-history spec.revisionHistoryLimit":                   Deny,
+		"image-pinned spec.template.spec.containers[0].image":          Warn,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: enforcement %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("violations %v, want %v", got, want)
+	}
+}
+
+func TestCompileRejectsForbiddenAndBrokenModules(t *testing.T) {
+	tests := []struct {
+		name, module, want string
+	}{
+		{"syntax error", "package rollout_guard.bad\n\ndeny contains msg if {\n  msg := \n}\n", "bad.rego:5"},
+		{"http.send", "package rollout_guard.bad\n\ndeny contains msg if {\n  r := http.send({\"method\": \"get\", \"url\": \"http://example.com\"})\n  msg := r.body\n}\n", "http.send"},
+		{"net.lookup", "package rollout_guard.bad\n\ndeny contains msg if {\n  net.lookup_ip_addr(\"example.com\")\n  msg := \"x\"\n}\n", "net.lookup_ip_addr"},
+		{"wrong package", "package other\n\ndeny contains \"x\" if { true }\n", "must declare package rollout_guard.bad"},
+		{"no rules", "package rollout_guard.bad\n\nallow := true\n", "no deny or warn rule"},
+		{"strict: unused variable", "package rollout_guard.bad\n\ndeny contains \"x\" if {\n  some unused\n  input.a == 1\n}\n", "unused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check(context.Background(), Policy{Name: "bad", Module: tt.module, Filename: "bad.rego", Settings: Settings{Enforcement: Deny}})
+			var ce *CompileError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want a CompileError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A built-in error at run time is an error, never a silent allow.
+func TestEvaluateBuiltinErrorIsAnError(t *testing.T) {
+	p := Policy{Name: "divides", Filename: "divides.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.divides\n\ndeny contains msg if {\n  x := to_number(input.object.metadata.name)\n  msg := sprintf(\"%v\", [x])\n}\n"}
+	e, err := New(context.Background(), []Policy{p}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Evaluate(context.Background(), map[string]any{"object": map[string]any{"metadata": map[string]any{"name": "not-a-number"}}}, "Deployment")
+	if err == nil {
+		t.Fatal("a failing built-in was treated as no violation")
+	}
+}
+
+func TestEvaluateDeadline(t *testing.T) {
+	p := Policy{Name: "slow", Filename: "slow.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.slow\n\ndeny contains msg if {\n  n := count([x | some x in numbers.range(1, 100000000)])\n  msg := sprintf(\"%d\", [n])\n}\n"}
+	e, err := New(context.Background(), []Policy{p}, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Evaluate(context.Background(), map[string]any{"object": map[string]any{}}, "Deployment")
+	if err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("error %v, want a deadline error", err)
+	}
+}
+
+func TestStringMessagesAndWarnRules(t *testing.T) {
+	p := Policy{Name: "team-label", Filename: "team.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.team_label\n\ndeny contains \"metadata.labels.team is required\" if {\n  not input.object.metadata.labels.team\n}\n\nwarn contains \"consider an owner label\" if {\n  not input.object.metadata.labels.owner\n}\n"}
+	e, err := New(context.Background(), []Policy{p}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := e.Evaluate(context.Background(), map[string]any{"object": map[string]any{"metadata": map[string]any{}}}, "Deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(vs)
+	if len(vs) != 2 || vs[0].Enforcement != Warn || vs[0].Message != "consider an owner label" || vs[1].Enforcement != Deny {
+		t.Errorf("violations %s", b)
+	}
+}

@@ -1,0 +1,150 @@
+package policies
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+//go:embed rego/*.rego
+var builtinFS embed.FS
+
+// Enforcement says what a policy's deny rules do.
+type Enforcement string
+
+// Enforcements.
+const (
+	// Deny rejects the request.
+	Deny Enforcement = "deny"
+	// Warn admits it with an admission warning.
+	Warn Enforcement = "warn"
+	// DryRun admits it silently and only records the violation (metric, log).
+	DryRun Enforcement = "dryrun"
+)
+
+// Settings are how one policy is applied.
+type Settings struct {
+	Enforcement Enforcement    `json:"enforcement"`
+	Parameters  map[string]any `json:"parameters,omitempty"`
+	// Exemptible policies may be waived per object with the
+	// rollout-guard.io/exempt annotation and a reason.
+	Exemptible bool `json:"exemptible"`
+}
+
+// Policy is one compiled unit: a Rego module in package rollout_guard.<id>
+// with deny and/or warn rules.
+type Policy struct {
+	// Name is the policy's name in messages, config and annotations: the
+	// package's last segment with - for _ (surge-unavailable).
+	Name     string
+	Module   string
+	Filename string
+	Settings Settings
+	// Kinds limits the policy to these kinds; empty means all workloads.
+	Kinds   []string
+	BuiltIn bool
+}
+
+// Package is the Rego package a policy named name must declare.
+func Package(name string) string {
+	return "rollout_guard." + strings.ReplaceAll(name, "-", "_")
+}
+
+// BuiltInNames lists the built-in policies.
+var BuiltInNames = []string{"surge-unavailable", "revision-history", "progress-deadline", "probes-required", "strategy", "image-pinned"}
+
+// DefaultSettings are the built-in policies' settings before configuration.
+func DefaultSettings() map[string]Settings {
+	return map[string]Settings{
+		"surge-unavailable": {Enforcement: Deny, Exemptible: true, Parameters: map[string]any{"minAvailable": 1, "maxUnavailablePercent": 25, "maxSurgePercent": 100}},
+		"revision-history":  {Enforcement: Deny, Exemptible: true, Parameters: map[string]any{"min": 2, "max": 20}},
+		"progress-deadline": {Enforcement: Deny, Exemptible: true, Parameters: map[string]any{"max": 900}},
+		"probes-required":   {Enforcement: Deny, Exemptible: true},
+		"strategy":          {Enforcement: Warn, Exemptible: true},
+		"image-pinned":      {Enforcement: Warn, Exemptible: true},
+	}
+}
+
+// BuiltIns returns the built-in policies with settings applied over the defaults.
+func BuiltIns(settings map[string]Settings) ([]Policy, error) {
+	var out []Policy
+	for _, name := range BuiltInNames {
+		file := "rego/" + strings.ReplaceAll(name, "-", "_") + ".rego"
+		src, err := builtinFS.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("built-in policy %s: %w", name, err)
+		}
+		s, ok := settings[name]
+		if !ok {
+			s = DefaultSettings()[name]
+		}
+		out = append(out, Policy{Name: name, Module: string(src), Filename: file, Settings: s, BuiltIn: true})
+	}
+	return out, nil
+}
+
+// libraryModule is the helper package every policy may import.
+func libraryModule() (string, error) {
+	src, err := builtinFS.ReadFile("rego/lib.rego")
+	return string(src), err
+}
+
+// BuiltInFiles returns every embedded Rego file (policies, library and tests) by name, for `rollout-guard test`.
+func BuiltInFiles() (map[string]string, error) {
+	files := map[string]string{}
+	err := fs.WalkDir(builtinFS, "rego", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := builtinFS.ReadFile(p)
+		files[path.Base(p)] = string(data)
+		return err
+	})
+	return files, err
+}
+
+// Config configures the policies: per built-in policy settings, namespaces
+// left alone, and the evaluation deadline in milliseconds.
+type Config struct {
+	BuiltIns map[string]Settings `json:"builtIns"`
+	// SkipNamespaces are never validated (on top of the webhook's own skips).
+	SkipNamespaces []string `json:"skipNamespaces,omitempty"`
+	// DisableLabel on a namespace, set to "disabled" by an admin, turns policies off there.
+	DisableLabel string `json:"disableLabel"`
+	// EvaluationTimeoutMillis bounds one evaluation, well below the webhook's timeout.
+	EvaluationTimeoutMillis int `json:"evaluationTimeoutMillis"`
+}
+
+// DefaultConfig is the built-in policy configuration.
+func DefaultConfig() Config {
+	return Config{BuiltIns: DefaultSettings(), DisableLabel: "rollout-guard.io/policies", EvaluationTimeoutMillis: 500}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for name, s := range c.BuiltIns {
+		bp := p.Child("builtIns").Key(name)
+		if !slices.Contains(BuiltInNames, name) {
+			errs = append(errs, field.NotSupported(p.Child("builtIns"), name, BuiltInNames))
+		}
+		errs = append(errs, s.Validate(bp)...)
+	}
+	if c.EvaluationTimeoutMillis < 1 || c.EvaluationTimeoutMillis > 2500 {
+		errs = append(errs, field.Invalid(p.Child("evaluationTimeoutMillis"), c.EvaluationTimeoutMillis, "must be between 1 and 2500 (below the webhook's 3 s timeout)"))
+	}
+	return errs
+}
+
+// Validate reports invalid settings.
+func (s Settings) Validate(p *field.Path) field.ErrorList {
+	if !slices.Contains([]Enforcement{Deny, Warn, DryRun}, s.Enforcement) {
+		return field.ErrorList{field.NotSupported(p.Child("enforcement"), s.Enforcement, []string{string(Deny), string(Warn), string(DryRun)})}
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+# probes-required: every container has a readinessProbe (checked after
+# rollout-guard's mutation, which adds one wherever it can).
+package rollout_guard.probes_required
+
+import data.rollout_guard.lib
+
+deny contains v if {
+	lib.kind in {"Deployment", "StatefulSet", "DaemonSet"}
+	some c in lib.containers
+	not c.container.readinessProbe
+	v := {
+		"field": sprintf("%s.readinessProbe", [c.path]),
+		"value": null,
+		"limit": "a readinessProbe on every container",
+		"msg": sprintf("container %s has no readinessProbe, so a broken pod would count as ready", [c.container.name]),
+		"fix": "add a readinessProbe, or a containerPort so rollout-guard can add one; to opt out, annotate the workload rollout-guard.io/exempt: probes-required with rollout-guard.io/exempt-reason",
+	}
+}

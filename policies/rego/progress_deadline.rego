@@ -1,0 +1,34 @@
+# progress-deadline: a stalled rollout must be noticed in time, and the
+# deadline must leave room for minReadySeconds.
+# Parameters: max (900).
+package rollout_guard.progress_deadline
+
+import data.rollout_guard.lib
+
+deadline := object.get(lib.spec, "progressDeadlineSeconds", 600)
+
+min_ready := object.get(lib.spec, "minReadySeconds", 0)
+
+deny contains v if {
+	lib.kind == "Deployment"
+	deadline > lib.param("max", 900)
+	v := {
+		"field": "spec.progressDeadlineSeconds",
+		"value": deadline,
+		"limit": sprintf("at most %d", [lib.param("max", 900)]),
+		"msg": sprintf("progressDeadlineSeconds %d means a stalled rollout goes unnoticed for over %d minutes; the limit is %d seconds", [deadline, deadline / 60, lib.param("max", 900)]),
+		"fix": sprintf("set spec.progressDeadlineSeconds to %d or less", [lib.param("max", 900)]),
+	}
+}
+
+deny contains v if {
+	lib.kind == "Deployment"
+	deadline <= min_ready
+	v := {
+		"field": "spec.progressDeadlineSeconds",
+		"value": deadline,
+		"limit": sprintf("more than minReadySeconds (%d)", [min_ready]),
+		"msg": sprintf("progressDeadlineSeconds %d is not above minReadySeconds %d, so every rollout would count as stalled", [deadline, min_ready]),
+		"fix": "raise spec.progressDeadlineSeconds above spec.minReadySeconds",
+	}
+}

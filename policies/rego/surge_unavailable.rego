@@ -1,0 +1,67 @@
+# surge-unavailable: a rolling update must keep enough pods serving.
+# maxUnavailable and maxSurge are resolved against replicas the way the
+# Deployment controller does it (surge rounds up, unavailable rounds down).
+# Parameters: minAvailable (1), maxUnavailablePercent (25), maxSurgePercent (100).
+package rollout_guard.surge_unavailable
+
+import data.rollout_guard.lib
+
+rolling if {
+	lib.kind == "Deployment"
+	object.get(lib.spec, ["strategy", "type"], "RollingUpdate") == "RollingUpdate"
+}
+
+rolling_update := object.get(lib.spec, ["strategy", "rollingUpdate"], {})
+
+unavailable_value := object.get(rolling_update, "maxUnavailable", "25%")
+
+surge_value := object.get(rolling_update, "maxSurge", "25%")
+
+max_unavailable := lib.resolve(unavailable_value, lib.replicas, false)
+
+max_surge := lib.resolve(surge_value, lib.replicas, true)
+
+min_available := lib.param("minAvailable", 1)
+
+unavailable_limit := floor((lib.param("maxUnavailablePercent", 25) * lib.replicas) / 100)
+
+surge_limit := ceil((lib.param("maxSurgePercent", 100) * lib.replicas) / 100)
+
+deny contains v if {
+	rolling
+	lib.replicas > 1
+	lib.replicas - max_unavailable < min_available
+	v := {
+		"field": "spec.strategy.rollingUpdate.maxUnavailable",
+		"value": unavailable_value,
+		"limit": sprintf("at least %d of %d replicas available", [min_available, lib.replicas]),
+		"msg": sprintf("maxUnavailable %v lets %d of %d replicas go down during a rollout, leaving %d available; at least %d must stay available", [unavailable_value, max_unavailable, lib.replicas, lib.replicas - max_unavailable, min_available]),
+		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to at most %d", [lib.replicas - min_available]),
+	}
+}
+
+deny contains v if {
+	rolling
+	lib.replicas > 1
+	max_unavailable > unavailable_limit
+	lib.replicas - max_unavailable >= min_available
+	v := {
+		"field": "spec.strategy.rollingUpdate.maxUnavailable",
+		"value": unavailable_value,
+		"limit": sprintf("%d%% of replicas (%d of %d)", [lib.param("maxUnavailablePercent", 25), unavailable_limit, lib.replicas]),
+		"msg": sprintf("maxUnavailable %v takes %d of %d replicas down at once; the limit is %d%% (%d pods)", [unavailable_value, max_unavailable, lib.replicas, lib.param("maxUnavailablePercent", 25), unavailable_limit]),
+		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to %d or less (or 25%%), or leave it out for rollout-guard's default of 0", [unavailable_limit]),
+	}
+}
+
+deny contains v if {
+	rolling
+	max_surge > surge_limit
+	v := {
+		"field": "spec.strategy.rollingUpdate.maxSurge",
+		"value": surge_value,
+		"limit": sprintf("%d%% of replicas (%d pods)", [lib.param("maxSurgePercent", 100), surge_limit]),
+		"msg": sprintf("maxSurge %v adds %d extra pods during a rollout; the limit is %d", [surge_value, max_surge, surge_limit]),
+		"fix": sprintf("set spec.strategy.rollingUpdate.maxSurge to %d or less", [surge_limit]),
+	}
+}
