@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rollout-guard/rollout-guard/mutate"
+	"github.com/rollout-guard/rollout-guard/policies"
 )
 
 // Options configure every rollout-guard subcommand.
@@ -22,12 +23,13 @@ type Options struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	// Namespace is the namespace rollout-guard runs in. It is never mutated or
 	// validated, and holds the leader election lease.
-	Namespace string   `json:"namespace"`
-	Webhook   Webhook  `json:"webhook"`
-	Watcher   Watcher  `json:"watcher"`
-	Mutation  Mutation `json:"mutation"`
-	Rollback  Rollback `json:"rollback"`
-	Dev       Dev      `json:"dev"`
+	Namespace string          `json:"namespace"`
+	Webhook   Webhook         `json:"webhook"`
+	Watcher   Watcher         `json:"watcher"`
+	Mutation  Mutation        `json:"mutation"`
+	Policies  policies.Config `json:"policies"`
+	Rollback  Rollback        `json:"rollback"`
+	Dev       Dev             `json:"dev"`
 }
 
 // Webhook configures the admission server.
@@ -111,6 +113,7 @@ func Default() Options {
 			SkipNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
 			Defaults:       mutate.DefaultDefaults(),
 		},
+		Policies: policies.DefaultConfig(),
 		Rollback: Rollback{
 			Mode:                 ModeEnforce,
 			ImagePullGracePeriod: metav1.Duration{Duration: 60 * time.Second},
@@ -160,6 +163,7 @@ func (o Options) Validate() error {
 	for ns, ov := range o.Mutation.Namespaces {
 		errs = append(errs, ov.Apply(o.Mutation.Defaults).Validate(m.Child("namespaces").Key(ns))...)
 	}
+	errs = append(errs, o.Policies.Validate(field.NewPath("policies"))...)
 	r := field.NewPath("rollback")
 	if !slices.Contains([]string{ModeEnforce, ModeDryRun}, o.Rollback.Mode) {
 		errs = append(errs, field.NotSupported(r.Child("mode"), o.Rollback.Mode, []string{ModeEnforce, ModeDryRun}))

@@ -9,6 +9,10 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	mutations *prometheus.CounterVec
+
+	violations   *prometheus.CounterVec
+	exemptions   *prometheus.CounterVec
+	evalDuration prometheus.Histogram
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -28,8 +32,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "rollout_guard_mutations_total",
 			Help: "Fields set by the mutating webhook, by workload kind and field.",
 		}, []string{"kind", "field"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollout_guard_policy_violations_total",
+			Help: "Policy violations found in admission requests, by policy and enforcement.",
+		}, []string{"policy", "enforcement"}),
+		exemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollout_guard_policy_exemptions_total",
+			Help: "Violations waived by an object's rollout-guard.io/exempt annotation, by policy.",
+		}, []string{"policy"}),
+		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rollout_guard_policy_eval_duration_seconds",
+			Help:    "Time to evaluate every policy on one object.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.mutations} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.mutations, m.violations, m.exemptions, m.evalDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

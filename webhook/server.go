@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 	"github.com/rollout-guard/rollout-guard/webhook/certs"
 )
 
@@ -66,13 +67,21 @@ func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, re
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	set, err := NewPolicySet(context.Background(), opts.Policies)
+	if err != nil {
+		return nil, fmt.Errorf("built-in policies: %w", err)
+	}
+	reloader := &policyReloader{client: mgr.GetClient(), set: set, lastGood: map[string]*v1alpha1.RolloutPolicy{}}
+	if err := reloader.setup(mgr); err != nil {
+		return nil, fmt.Errorf("RolloutPolicy controller: %w", err)
+	}
 	decoder := admission.NewDecoder(scheme)
 	server.Register(MutatePath, &crwebhook.Admission{
 		Handler:      NewMutator(decoder, opts, mgr.GetClient(), mgr.GetAPIReader(), metrics),
 		RecoverPanic: ptr.To(true),
 	})
 	server.Register(ValidatePath, &crwebhook.Admission{
-		Handler:      NewValidator(decoder, opts, metrics),
+		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), metrics),
 		RecoverPanic: ptr.To(true),
 	})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -2,28 +2,57 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/policies"
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 )
 
-// Validator is the validating admission handler.
+// Exemption annotations on a workload.
+const (
+	// AnnotationExempt lists policies the object waives: "probes-required,image-pinned".
+	AnnotationExempt = "rollout-guard.io/exempt"
+	// AnnotationExemptReason is required for an exemption to apply.
+	AnnotationExemptReason = "rollout-guard.io/exempt-reason"
+	// AnnotationExemptUntil optionally ends the exemption (2026-12-31 or RFC 3339).
+	AnnotationExemptUntil = "rollout-guard.io/exempt-until"
+)
+
+// Validator is the validating admission handler: workloads are judged by
+// the policy set, RolloutPolicies by the compiler.
 type Validator struct {
-	decoder admission.Decoder
-	skip    []string
-	metrics *Metrics
+	decoder    admission.Decoder
+	skip       []string
+	cfg        policies.Config
+	set        *PolicySet
+	namespaces client.Reader
+	metrics    *Metrics
+	now        func() time.Time
 }
 
-// NewValidator builds the validating handler.
-func NewValidator(decoder admission.Decoder, opts config.Options, metrics *Metrics) *Validator {
-	return &Validator{decoder: decoder, skip: opts.SkippedNamespaces(), metrics: metrics}
+// NewValidator builds the validating handler. namespaces may be nil in tests.
+func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, namespaces client.Reader, metrics *Metrics) *Validator {
+	return &Validator{
+		decoder: decoder, skip: append(opts.SkippedNamespaces(), opts.Policies.SkipNamespaces...), cfg: opts.Policies,
+		set: set, namespaces: namespaces, metrics: metrics, now: time.Now,
+	}
 }
 
 const validatingName = "validating"
@@ -40,12 +69,296 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		v.metrics.duration.WithLabelValues(validatingName).Observe(time.Since(start).Seconds())
 		v.metrics.requests.WithLabelValues(validatingName, string(req.Operation), decision(resp)).Inc()
 	}()
-	if req.SubResource != "" || !handledOperation(req.Operation) || slices.Contains(v.skip, req.Namespace) {
+	if req.SubResource != "" || !handledOperation(req.Operation) {
 		return admission.Allowed("")
 	}
-	if _, err := decodeWorkload(v.decoder, req.Kind, req.Object, "object"); err != nil {
+	if req.Kind.Group == v1alpha1.GroupVersion.Group && req.Kind.Kind == "RolloutPolicy" {
+		return v.validatePolicy(ctx, req)
+	}
+	if slices.Contains(v.skip, req.Namespace) {
+		return admission.Allowed("")
+	}
+	if _, ok := workloadKinds[req.Kind]; !ok {
+		return errored(badRequest("rollout-guard does not handle %s/%s %s; check the webhook configuration's rules", req.Kind.Group, req.Kind.Version, req.Kind.Kind))
+	}
+	object, err := decodeMap(req.Object.Raw, "object")
+	if err != nil {
 		log.Error(err, "Cannot validate request")
 		return errored(err)
 	}
+	var nsLabels map[string]string
+	if v.namespaces != nil {
+		var ns corev1.Namespace
+		if err := v.namespaces.Get(ctx, client.ObjectKey{Name: req.Namespace}, &ns); err != nil {
+			log.Error(err, "Cannot read namespace labels", "namespace", req.Namespace)
+		}
+		nsLabels = ns.Labels
+	}
+	if v.cfg.DisableLabel != "" && nsLabels[v.cfg.DisableLabel] == "disabled" {
+		return admission.Allowed(fmt.Sprintf("policies disabled in namespace %s by label %s", req.Namespace, v.cfg.DisableLabel))
+	}
+	set := v.set.get()
+	violations, err := v.evaluate(ctx, set, req, object, nsLabels)
+	if err != nil {
+		log.Error(err, "Policy evaluation failed")
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies, so it cannot admit this %s: %v", req.Kind.Kind, err))
+	}
+	if len(violations) == 0 {
+		return admission.Allowed("")
+	}
+	var warnings []string
+	violations, warnings = v.applyExemptions(violations, object, warnings)
+	if req.Operation == admissionv1.Update && hasDenials(violations) {
+		violations, warnings, err = v.ratchet(ctx, set, req, object, nsLabels, violations, warnings)
+		if err != nil {
+			log.Error(err, "Policy evaluation of the old object failed")
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies on the current object: %v", err))
+		}
+	}
+	var denials []string
+	for _, vi := range violations {
+		if !isDryRun(req) {
+			v.metrics.violations.WithLabelValues(vi.Policy, string(vi.Enforcement)).Inc()
+		}
+		switch vi.Enforcement {
+		case policies.Deny:
+			denials = append(denials, describe(vi))
+		case policies.Warn:
+			warnings = append(warnings, "rollout-guard: "+describe(vi))
+		case policies.DryRun:
+			log.Info("Dry-run policy violation", "policy", vi.Policy, "field", vi.Field, "message", vi.Message)
+		}
+	}
+	if len(denials) > 0 {
+		noun := "violation"
+		if len(denials) > 1 {
+			noun = "violations"
+		}
+		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s", req.Kind.Kind, len(denials), noun, strings.Join(denials, "\n- "))
+		return admission.Denied(msg).WithWarnings(warnings...)
+	}
+	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admission.Request, object map[string]any, nsLabels map[string]string) ([]policies.Violation, error) {
+	input := map[string]any{"operation": string(req.Operation), "userInfo": req.UserInfo, "object": object}
+	if len(req.OldObject.Raw) > 0 {
+		old, err := decodeMap(req.OldObject.Raw, "oldObject")
+		if err != nil {
+			return nil, err
+		}
+		input["oldObject"] = old
+	}
+	timer := prometheus.NewTimer(v.metrics.evalDuration)
+	violations, err := set.eval.Evaluate(ctx, input, req.Kind.Kind)
+	timer.ObserveDuration()
+	if err != nil {
+		return nil, err
+	}
+	objLabels := labels.Set(stringMap(object, "metadata", "labels"))
+	return slices.DeleteFunc(violations, func(vi policies.Violation) bool {
+		sel, custom := set.selectors[vi.Policy]
+		return custom && (!sel.namespace.Matches(labels.Set(nsLabels)) || !sel.object.Matches(objLabels))
+	}), nil
+}
+
+// applyExemptions waives violations of the policies the object lists in
+// its exempt annotation, when the policy allows it, a reason is given and
+// the exemption has not expired. Every use shows as a warning and a metric.
+func (v *Validator) applyExemptions(violations []policies.Violation, object map[string]any, warnings []string) ([]policies.Violation, []string) {
+	annotations := stringMap(object, "metadata", "annotations")
+	listed := annotations[AnnotationExempt]
+	if listed == "" {
+		return violations, warnings
+	}
+	exempt := map[string]bool{}
+	for _, p := range strings.Split(listed, ",") {
+		exempt[strings.TrimSpace(p)] = true
+	}
+	reason := strings.TrimSpace(annotations[AnnotationExemptReason])
+	expired := ""
+	if until := annotations[AnnotationExemptUntil]; until != "" {
+		end, err := parseUntil(until)
+		switch {
+		case err != nil:
+			warnings = append(warnings, fmt.Sprintf("rollout-guard: %s=%q is not a date (use 2026-12-31 or RFC 3339); the exemption is ignored", AnnotationExemptUntil, until))
+			expired = until
+		case !v.now().Before(end):
+			expired = until
+		}
+	}
+	warned := map[string]bool{}
+	kept := violations[:0:0]
+	for _, vi := range violations {
+		if !exempt[vi.Policy] {
+			kept = append(kept, vi)
+			continue
+		}
+		var why string
+		switch {
+		case !vi.Exemptible:
+			why = fmt.Sprintf("rollout-guard: policy %s does not allow exemptions; %s is ignored for it", vi.Policy, AnnotationExempt)
+		case reason == "":
+			why = fmt.Sprintf("rollout-guard: exemption from %s ignored: set %s to say why", vi.Policy, AnnotationExemptReason)
+		case expired != "":
+			why = fmt.Sprintf("rollout-guard: exemption from %s ignored: it expired (%s=%s)", vi.Policy, AnnotationExemptUntil, expired)
+		}
+		if why != "" {
+			kept = append(kept, vi)
+			if !warned[why] {
+				warnings, warned[why] = append(warnings, why), true
+			}
+			continue
+		}
+		v.metrics.exemptions.WithLabelValues(vi.Policy).Inc()
+		msg := fmt.Sprintf("rollout-guard: exempted from %s (reason: %s): %s", vi.Policy, reason, vi.Message)
+		if !warned[msg] {
+			warnings, warned[msg] = append(warnings, msg), true
+		}
+	}
+	return kept, warnings
+}
+
+func parseUntil(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.Add(24 * time.Hour), nil // through the end of that day
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// ratchet lets an update through a denial the object already had: same
+// policy, same field, field unchanged. Scaling, relabelling or rolling back
+// an old object is never blocked by a rule it broke before.
+func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission.Request, object map[string]any, nsLabels map[string]string, violations []policies.Violation, warnings []string) ([]policies.Violation, []string, error) {
+	old, err := decodeMap(req.OldObject.Raw, "oldObject")
+	if err != nil {
+		return nil, nil, err
+	}
+	oldReq := req
+	oldReq.Object = req.OldObject
+	before, err := v.evaluate(ctx, set, oldReq, old, nsLabels)
+	if err != nil {
+		return nil, nil, err
+	}
+	existed := map[string]bool{}
+	for _, b := range before {
+		existed[b.Policy+"\x00"+b.Field+"\x00"+b.Message] = true
+		existed[b.Policy+"\x00"+b.Field] = true
+	}
+	out := violations[:0:0]
+	for _, vi := range violations {
+		if vi.Enforcement == policies.Deny && existed[vi.Policy+"\x00"+vi.Field] && vi.Field != "" && sameAt(old, object, vi.Field) ||
+			vi.Enforcement == policies.Deny && vi.Field == "" && existed[vi.Policy+"\x00\x00"+vi.Message] {
+			vi.Enforcement = policies.Warn
+			vi.Message = "already broken before this update, so not blocking it: " + vi.Message
+		}
+		out = append(out, vi)
+	}
+	return out, warnings, nil
+}
+
+func hasDenials(vs []policies.Violation) bool {
+	return slices.ContainsFunc(vs, func(v policies.Violation) bool { return v.Enforcement == policies.Deny })
+}
+
+// describe speaks to the person who ran kubectl: policy, field, value, limit, fix, opt-out.
+func describe(v policies.Violation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] ", v.Policy)
+	if v.Field != "" {
+		b.WriteString(v.Field)
+		if v.Value != nil {
+			fmt.Fprintf(&b, " = %v", v.Value)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(v.Message)
+	if v.Limit != "" {
+		fmt.Fprintf(&b, " (limit: %s)", v.Limit)
+	}
+	if v.Fix != "" {
+		fmt.Fprintf(&b, ". Fix: %s", v.Fix)
+	}
+	if v.Exemptible && v.Enforcement == policies.Deny && !strings.Contains(v.Fix, AnnotationExempt) {
+		fmt.Fprintf(&b, ". Or opt out: annotate the workload %s: %s and %s: <why>", AnnotationExempt, v.Policy, AnnotationExemptReason)
+	}
+	return b.String()
+}
+
+func (v *Validator) validatePolicy(ctx context.Context, req admission.Request) admission.Response {
+	var rp v1alpha1.RolloutPolicy
+	if err := v.decoder.DecodeRaw(req.Object, &rp); err != nil {
+		return errored(badRequest("cannot decode the RolloutPolicy: %v", err))
+	}
+	if err := CheckRolloutPolicy(ctx, &rp); err != nil {
+		return admission.Denied(fmt.Sprintf("rollout-guard: %v", err))
+	}
 	return admission.Allowed("")
+}
+
+func decodeMap(raw []byte, which string) (map[string]any, error) {
+	if len(raw) == 0 {
+		return nil, badRequest("the admission request has no %s", which)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, badRequest("cannot decode the %s: %v", which, err)
+	}
+	return m, nil
+}
+
+func stringMap(obj map[string]any, path ...string) map[string]string {
+	cur := any(obj)
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	m, _ := cur.(map[string]any)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// sameAt reports whether two objects hold equal values at a field path like
+// spec.template.spec.containers[0].image.
+func sameAt(a, b map[string]any, path string) bool {
+	va, oka := valueAt(a, path)
+	vb, okb := valueAt(b, path)
+	return oka == okb && reflect.DeepEqual(va, vb)
+}
+
+func valueAt(obj map[string]any, path string) (any, bool) {
+	cur := any(obj)
+	for _, part := range strings.Split(path, ".") {
+		name, index := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			n, err := strconv.Atoi(part[i+1 : len(part)-1])
+			if err != nil {
+				return nil, false
+			}
+			name, index = part[:i], n
+		}
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[name]; !ok {
+			return nil, false
+		}
+		if index >= 0 {
+			s, ok := cur.([]any)
+			if !ok || index >= len(s) {
+				return nil, false
+			}
+			cur = s[index]
+		}
+	}
+	return cur, true
 }

@@ -21,6 +21,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 	"github.com/rollout-guard/rollout-guard/rollback"
 	"github.com/rollout-guard/rollout-guard/webhook"
 )
@@ -71,8 +72,10 @@ func serve(ctx context.Context, cmd string, opts config.Options) error {
 		return err
 	}
 	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
 	}
 	var reg prometheus.Registerer = ctrlmetrics.Registry
 	switch cmd {

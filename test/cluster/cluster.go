@@ -48,6 +48,7 @@ type Cluster struct {
 	Server     string     `json:"server"`
 	Token      string     `json:"token"`
 	CAFile     string     `json:"caFile"`
+	BinDir     string     `json:"binDir"`
 	Processes  []*Process `json:"processes"`
 	// Guard is set once StartRolloutGuard has run.
 	Guard *Guard `json:"guard,omitempty"`
@@ -62,7 +63,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		logf = func(string, ...any) {}
 	}
 	began := time.Now()
-	c := &Cluster{Dir: o.Dir, Token: "rollout-guard-admin-token"}
+	c := &Cluster{Dir: o.Dir, Token: "rollout-guard-admin-token", BinDir: o.BinDir}
 	started := false
 	defer func() {
 		if !started {

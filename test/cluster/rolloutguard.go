@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,4 +111,25 @@ func (c *Cluster) StartWatcher(ctx context.Context, name, binary string, detache
 		return "", err
 	}
 	return "http://" + addr(metricsPort) + "/metrics", nil
+}
+
+// Kubectl runs the pinned kubectl against the cluster and returns its combined output.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// InstallCRDs applies the CRD manifests in dir and waits until they are established.
+func (c *Cluster) InstallCRDs(ctx context.Context, dir string) error {
+	if _, err := c.Kubectl(ctx, "apply", "-f", dir); err != nil {
+		return fmt.Errorf("install CRDs: %w", err)
+	}
+	if _, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=30s", "-f", dir); err != nil {
+		return fmt.Errorf("wait for CRDs: %w", err)
+	}
+	return nil
 }

@@ -255,6 +255,8 @@ func TestMutationSkipsNamespacesAndOptOuts(t *testing.T) {
 	if strings.Contains(r.stderr, "rollout-guard") {
 		t.Errorf("kube-public object mutated:\n%s", r.stderr)
 	}
+	// Without mutation the object has no readinessProbe, which probes-required would deny; this test is about mutation.
+	mustKubectl(t, "", "label", "namespace", ns, "rollout-guard.io/policies=disabled")
 	optedOut := strings.Replace(manifest, "  labels:\n    app: nginx\nspec:", "  labels:\n    app: nginx\n  annotations:\n    rollout-guard.io/mutate: \"false\"\nspec:", 1)
 	mustKubectl(t, optedOut, "-n", ns, "apply", "-f", "-")
 	for _, where := range []string{"kube-public", ns} {

@@ -34,6 +34,7 @@ func run(args []string) error {
 	binDir := fs.String("bin-dir", ".cache/bin", "directory with the control plane binaries")
 	guard := fs.String("rollout-guard", "", "rollout-guard binary to run against the cluster (empty: none)")
 	configFile := fs.String("config", "", "rollout-guard config file")
+	crds := fs.String("crds", "charts/rollout-guard/crds", "directory of CRD manifests to install before rollout-guard starts")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -49,13 +50,13 @@ func run(args []string) error {
 		fmt.Println("localcluster: stopped")
 		return nil
 	case "up":
-		return up(absDir, *binDir, *guard, *configFile)
+		return up(absDir, *binDir, *guard, *configFile, *crds)
 	default:
 		return fmt.Errorf("unknown command %q: use up or down", args[0])
 	}
 }
 
-func up(dir, binDir, guard, configFile string) error {
+func up(dir, binDir, guard, configFile, crds string) error {
 	if c, err := cluster.LoadState(dir); err == nil && len(c.Running()) > 0 {
 		return fmt.Errorf("a cluster is already running from %s (kubeconfig %s): run `make dev-down` first", dir, c.Kubeconfig)
 	}
@@ -82,6 +83,9 @@ func up(dir, binDir, guard, configFile string) error {
 		return err
 	}
 	if guard != "" {
+		if err := c.InstallCRDs(ctx, crds); err != nil {
+			return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
+		}
 		if err := c.StartRolloutGuard(ctx, guard, configFile, true, logf); err != nil {
 			_ = c.SaveState()
 			return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)

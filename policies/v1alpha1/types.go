@@ -1,0 +1,101 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// GroupVersion is rollout-guard.io/v1alpha1.
+var GroupVersion = schema.GroupVersion{Group: "rollout-guard.io", Version: "v1alpha1"}
+
+// AddToScheme registers the API's types with a scheme.
+func AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}
+
+// RolloutPolicy is a Rego policy a platform team adds to rollout-guard.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=rp
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RolloutPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RolloutPolicySpec   `json:"spec"`
+	Status RolloutPolicyStatus `json:"status,omitempty"`
+}
+
+// RolloutPolicySpec is the policy.
+type RolloutPolicySpec struct {
+	// Rego is one module in package rollout_guard.<name, with - as _>, with
+	// `deny contains msg if { ... }` and/or `warn contains msg if { ... }`
+	// rules. A msg is a string or an object with msg, field, value, limit and fix.
+	// +kubebuilder:validation:MinLength=1
+	Rego string `json:"rego"`
+	// Enforcement of the deny rules: deny rejects, warn admits with a
+	// warning, dryrun admits and only records.
+	// +kubebuilder:validation:Enum=deny;warn;dryrun
+	// +kubebuilder:default=deny
+	// +optional
+	Enforcement string `json:"enforcement,omitempty"`
+	// Match limits which workloads the policy judges.
+	// +optional
+	Match Match `json:"match,omitempty"`
+	// Parameters are passed to the policy as input.parameters.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Parameters *runtime.RawExtension `json:"parameters,omitempty"`
+	// Exemptible lets an object waive this policy with the
+	// rollout-guard.io/exempt annotation and a reason.
+	// +optional
+	Exemptible bool `json:"exemptible,omitempty"`
+}
+
+// Match selects the workloads a policy applies to. Empty fields match all.
+type Match struct {
+	// Kinds of apps/v1 workloads.
+	// +optional
+	Kinds []WorkloadKind `json:"kinds,omitempty"`
+	// NamespaceSelector matches the labels of the workload's namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// ObjectSelector matches the workload's own labels.
+	// +optional
+	ObjectSelector *metav1.LabelSelector `json:"objectSelector,omitempty"`
+}
+
+// WorkloadKind is a kind rollout-guard validates.
+// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+type WorkloadKind string
+
+// RolloutPolicyStatus reports whether the policy compiled and is enforced.
+type RolloutPolicyStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready is True when the current spec compiled and is
+	// enforced; False with the compiler's message otherwise (the last good
+	// version, if any, stays enforced).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RolloutPolicyList is a list of RolloutPolicies.
+//
+// +kubebuilder:object:root=true
+type RolloutPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RolloutPolicy `json:"items"`
+}

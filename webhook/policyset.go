@@ -1,0 +1,122 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/rollout-guard/rollout-guard/policies"
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
+)
+
+// PolicySet is the policies in force: the built-ins plus the last good
+// version of every RolloutPolicy. Requests read it without locking; a change
+// compiles a new set and swaps it in whole.
+type PolicySet struct {
+	builtins []policies.Policy
+	timeout  time.Duration
+
+	mu      sync.Mutex // serialises rebuilds
+	current atomic.Pointer[compiledSet]
+}
+
+type compiledSet struct {
+	eval *policies.Evaluator
+	// selectors of RolloutPolicies, by policy name; built-ins match everything.
+	selectors map[string]selectors
+}
+
+type selectors struct {
+	namespace, object labels.Selector
+}
+
+// NewPolicySet compiles the built-in policies.
+func NewPolicySet(ctx context.Context, cfg policies.Config) (*PolicySet, error) {
+	builtins, err := policies.BuiltIns(cfg.BuiltIns)
+	if err != nil {
+		return nil, err
+	}
+	s := &PolicySet{builtins: builtins, timeout: time.Duration(cfg.EvaluationTimeoutMillis) * time.Millisecond}
+	if err := s.Replace(ctx, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *PolicySet) get() *compiledSet { return s.current.Load() }
+
+// Replace compiles the built-ins with custom and, if that succeeds, makes it
+// the set in force. On error the previous set stays.
+func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolicy) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := slices.Clone(s.builtins)
+	sels := map[string]selectors{}
+	for _, rp := range custom {
+		p, sel, err := FromRolloutPolicy(rp)
+		if err != nil {
+			return err
+		}
+		all = append(all, p)
+		sels[p.Name] = sel
+	}
+	eval, err := policies.New(ctx, all, s.timeout)
+	if err != nil {
+		return err
+	}
+	s.current.Store(&compiledSet{eval: eval, selectors: sels})
+	return nil
+}
+
+// FromRolloutPolicy converts the API object into a policy and its selectors.
+func FromRolloutPolicy(rp *v1alpha1.RolloutPolicy) (policies.Policy, selectors, error) {
+	var params map[string]any
+	if rp.Spec.Parameters != nil && len(rp.Spec.Parameters.Raw) > 0 {
+		if err := json.Unmarshal(rp.Spec.Parameters.Raw, &params); err != nil {
+			return policies.Policy{}, selectors{}, fmt.Errorf("RolloutPolicy %s: spec.parameters must be an object: %w", rp.Name, err)
+		}
+	}
+	enforcement := policies.Enforcement(rp.Spec.Enforcement)
+	if enforcement == "" {
+		enforcement = policies.Deny
+	}
+	p := policies.Policy{
+		Name: rp.Name, Module: rp.Spec.Rego, Filename: rp.Name + ".rego",
+		Settings: policies.Settings{Enforcement: enforcement, Parameters: params, Exemptible: rp.Spec.Exemptible},
+	}
+	for _, k := range rp.Spec.Match.Kinds {
+		p.Kinds = append(p.Kinds, string(k))
+	}
+	sel := selectors{namespace: labels.Everything(), object: labels.Everything()}
+	var err error
+	if rp.Spec.Match.NamespaceSelector != nil {
+		if sel.namespace, err = metav1.LabelSelectorAsSelector(rp.Spec.Match.NamespaceSelector); err != nil {
+			return p, sel, fmt.Errorf("RolloutPolicy %s: spec.match.namespaceSelector: %w", rp.Name, err)
+		}
+	}
+	if rp.Spec.Match.ObjectSelector != nil {
+		if sel.object, err = metav1.LabelSelectorAsSelector(rp.Spec.Match.ObjectSelector); err != nil {
+			return p, sel, fmt.Errorf("RolloutPolicy %s: spec.match.objectSelector: %w", rp.Name, err)
+		}
+	}
+	return p, sel, nil
+}
+
+// CheckRolloutPolicy compiles one RolloutPolicy on its own, as its admission does.
+func CheckRolloutPolicy(ctx context.Context, rp *v1alpha1.RolloutPolicy) error {
+	p, _, err := FromRolloutPolicy(rp)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(policies.BuiltInNames, p.Name) {
+		return fmt.Errorf("RolloutPolicy %s: the name is taken by a built-in policy", p.Name)
+	}
+	return policies.Check(ctx, p)
+}

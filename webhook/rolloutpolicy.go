@@ -1,0 +1,103 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
+)
+
+// policyReloader keeps the PolicySet in step with the RolloutPolicies in the
+// cluster. Every change rebuilds the whole set; a RolloutPolicy whose current
+// spec does not compile keeps its last good version in force.
+type policyReloader struct {
+	client   client.Client
+	set      *PolicySet
+	lastGood map[string]*v1alpha1.RolloutPolicy // by name; only touched by the single reconcile worker
+}
+
+// everything is the one request every RolloutPolicy event maps to.
+var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-rollout-policies"}}
+
+func (r *policyReloader) setup(mgr manager.Manager) error {
+	return ctrl.ControllerManagedBy(mgr).
+		Named("rolloutpolicies").
+		Watches(&v1alpha1.RolloutPolicy{}, handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+			return []reconcile.Request{everything}
+		})).
+		Complete(r)
+}
+
+// NeedLeaderElection: every webhook replica enforces policies, so each keeps its own set.
+func (r *policyReloader) NeedLeaderElection() bool { return false }
+
+func (r *policyReloader) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx)
+	var list v1alpha1.RolloutPolicyList
+	if err := r.client.List(ctx, &list); err != nil {
+		return reconcile.Result{}, fmt.Errorf("list RolloutPolicies: %w", err)
+	}
+	seen := map[string]bool{}
+	for i := range list.Items {
+		rp := &list.Items[i]
+		seen[rp.Name] = true
+		cond := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Compiled", Message: "the policy compiled and is enforced", ObservedGeneration: rp.Generation}
+		if err := CheckRolloutPolicy(ctx, rp); err != nil {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "CompileError", err.Error()
+			if prev, ok := r.lastGood[rp.Name]; ok {
+				cond.Message += fmt.Sprintf(" (generation %d stays enforced)", prev.Generation)
+			}
+			log.Error(err, "RolloutPolicy does not compile", "rolloutPolicy", rp.Name)
+		} else {
+			r.lastGood[rp.Name] = rp.DeepCopy()
+		}
+		if err := r.setStatus(ctx, rp, cond); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	for name := range r.lastGood {
+		if !seen[name] {
+			delete(r.lastGood, name)
+		}
+	}
+	names := make([]string, 0, len(r.lastGood))
+	for n := range r.lastGood {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	enforced := make([]*v1alpha1.RolloutPolicy, 0, len(names))
+	for _, n := range names {
+		enforced = append(enforced, r.lastGood[n])
+	}
+	if err := r.set.Replace(ctx, enforced); err != nil {
+		// Each compiled alone, so this is unexpected; the previous set stays.
+		return reconcile.Result{}, fmt.Errorf("rebuild policy set: %w", err)
+	}
+	log.Info("Policy set rebuilt", "rolloutPolicies", len(enforced))
+	return reconcile.Result{}, nil
+}
+
+func (r *policyReloader) setStatus(ctx context.Context, rp *v1alpha1.RolloutPolicy, cond metav1.Condition) error {
+	updated := rp.DeepCopy()
+	meta.SetStatusCondition(&updated.Status.Conditions, cond)
+	updated.Status.ObservedGeneration = rp.Generation
+	if equality.Semantic.DeepEqual(updated.Status, rp.Status) {
+		return nil
+	}
+	if err := r.client.Status().Update(ctx, updated); err != nil {
+		return fmt.Errorf("update status of RolloutPolicy %s: %w", rp.Name, err)
+	}
+	return nil
+}
