@@ -178,3 +178,5 @@ func metric(t *testing.T, url, name string, labels map[string]string) float64 {
 	}
 	return total
 }
+
+var metav1ListAll = metav1.ListOptions{} // list everything

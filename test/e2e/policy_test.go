@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The seeds' 50%/50% Deployment and a revisionHistoryLimit of 0 are denied, naming the field.
+func TestPolicyDeniesSeedsWithFieldMessages(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	r := kubectl(t, seed(t, "surge-app.yaml"), "-n", ns, "apply", "-f", "-")
+	if r.err == nil {
+		t.Fatal("the 50%/50% Deployment was admitted")
+	}
+	for _, want := range []string{"denied the request", "[surge-unavailable] spec.strategy.rollingUpdate.maxUnavailable = 50%", "Fix:", "rollout-guard.io/exempt"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("denial does not contain %q:\n%s", want, r.stderr)
+		}
+	}
+	noHistory := strings.Replace(seed(t, "nginx-deployment.yaml"), "  replicas: 3\n", "  replicas: 3\n  revisionHistoryLimit: 0\n", 1)
+	r = kubectl(t, noHistory, "-n", ns, "apply", "-f", "-")
+	if r.err == nil || !strings.Contains(r.stderr, "[revision-history] spec.revisionHistoryLimit = 0") {
+		t.Errorf("revisionHistoryLimit 0: err %v\n%s", r.err, r.stderr)
+	}
+	list, err := clientset(t).AppsV1().Deployments(ns).List(context.Background(), metav1ListAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 0 {
+		t.Errorf("%d Deployments were created despite the denials", len(list.Items))
+	}
+}
+
+// nginx:latest is admitted, with a warning that a moving tag cannot be rolled back.
+func TestPolicyWarnsOnLatestTag(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	latest := strings.Replace(seed(t, "nginx-deployment.yaml"), "nginx:1.7.9", "nginx:latest", 1)
+	r := mustKubectl(t, latest, "-n", ns, "apply", "-f", "-")
+	if !strings.Contains(r.stderr, "Warning: rollout-guard: [image-pinned] spec.template.spec.containers[0].image = nginx:latest") {
+		t.Errorf("no image-pinned warning:\n%s", r.stderr)
+	}
+	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
+}
+
+const teamLabelPolicy = `apiVersion: rollout-guard.io/v1alpha1
+kind: RolloutPolicy
+metadata:
+  name: NAME
+spec:
+  enforcement: deny
+  match:
+    kinds: [Deployment]
+    namespaceSelector: {matchLabels: {policy-test: NAME}}
+  rego: |
+    package rollout_guard.NAMEPKG
+
+    deny contains v if {
+      not input.object.metadata.labels.team
+      v := {"field": "metadata.labels.team", "msg": "every Deployment needs a team label", "fix": "add metadata.labels.team"}
+    }
+`
+
+func rolloutPolicy(name, rego string) string {
+	m := strings.ReplaceAll(teamLabelPolicy, "NAMEPKG", strings.ReplaceAll(name, "-", "_"))
+	m = strings.ReplaceAll(m, "NAME", name)
+	if rego != "" {
+		i := strings.Index(m, "  rego: |\n")
+		m = m[:i] + "  rego: |\n" + rego
+	}
+	return m
+}
+
+// RolloutPolicies that do not compile, or call http.send, are rejected at
+// kubectl apply with the compiler's message; a valid one is enforced within 5 s.
+func TestPolicyRolloutPolicies(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	name := "team-label-" + ns[len(ns)-6:]
+	t.Cleanup(func() { kubectl(t, "", "delete", "rolloutpolicy", name, "--ignore-not-found") })
+
+	syntax := "    package rollout_guard." + strings.ReplaceAll(name, "-", "_") + "\n\n    deny contains msg if {\n      msg := \n    }\n"
+	r := kubectl(t, rolloutPolicy(name, syntax), "apply", "-f", "-")
+	if r.err == nil || !strings.Contains(r.stderr, "does not compile") || !strings.Contains(r.stderr, name+".rego:5") {
+		t.Errorf("syntax error: err %v\n%s", r.err, r.stderr)
+	}
+	network := "    package rollout_guard." + strings.ReplaceAll(name, "-", "_") + "\n\n    deny contains msg if {\n      resp := http.send({\"method\": \"get\", \"url\": \"https://example.com\"})\n      msg := resp.body\n    }\n"
+	r = kubectl(t, rolloutPolicy(name, network), "apply", "-f", "-")
+	if r.err == nil || !strings.Contains(r.stderr, "http.send") {
+		t.Errorf("http.send: err %v\n%s", r.err, r.stderr)
+	}
+
+	mustKubectl(t, "", "label", "namespace", ns, "policy-test="+name)
+	applied := time.Now()
+	mustKubectl(t, rolloutPolicy(name, ""), "apply", "-f", "-")
+	var took time.Duration
+	eventually(t, 5*time.Second, "RolloutPolicy enforced", func(context.Context) (bool, error) {
+		r := kubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
+		took = time.Since(applied)
+		return r.err != nil && strings.Contains(r.stderr, "["+name+"] metadata.labels.team: every Deployment needs a team label"), nil
+	})
+	t.Logf("RolloutPolicy enforced %s after kubectl apply", took.Round(time.Millisecond))
+	status := mustKubectl(t, "", "get", "rolloutpolicy", name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")
+	if status.stdout != "True" {
+		t.Errorf("Ready condition = %q, want True", status.stdout)
+	}
+	labelled := strings.Replace(seed(t, "nginx-deployment.yaml"), "    app: nginx\nspec:", "    app: nginx\n    team: payments\nspec:", 1)
+	mustKubectl(t, labelled, "-n", ns, "apply", "-f", "-")
+}
+
+// A Deployment that already breaks a policy can still be scaled and
+// relabelled; changing the offending field to another bad value is denied.
+func TestPolicyRatchetsLegacyViolations(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	mustKubectl(t, "", "label", "namespace", ns, "rollout-guard.io/policies=disabled")
+	mustKubectl(t, seed(t, "surge-app.yaml"), "-n", ns, "apply", "-f", "-")
+	mustKubectl(t, "", "label", "namespace", ns, "rollout-guard.io/policies-")
+	eventually(t, 10*time.Second, "policies back on in the namespace", func(context.Context) (bool, error) {
+		r := kubectl(t, "", "-n", ns, "patch", "deployment", "surge-app", "--dry-run=server", "-p", `{"spec":{"strategy":{"rollingUpdate":{"maxUnavailable":"60%"}}}}`)
+		return r.err != nil, nil
+	})
+	mustKubectl(t, "", "-n", ns, "scale", "deployment/surge-app", "--replicas=12")
+	r := mustKubectl(t, "", "-n", ns, "patch", "deployment", "surge-app", "-p", `{"spec":{"replicas":8}}`)
+	if !strings.Contains(r.stderr, "already broken before this update") {
+		t.Errorf("patching replicas of a legacy violator gave no ratchet warning:\n%s", r.stderr)
+	}
+	mustKubectl(t, "", "-n", ns, "label", "deployment", "surge-app", "tier=web")
+	r = kubectl(t, "", "-n", ns, "patch", "deployment", "surge-app", "-p", `{"spec":{"strategy":{"rollingUpdate":{"maxUnavailable":"60%"}}}}`)
+	if r.err == nil || !strings.Contains(r.stderr, "[surge-unavailable]") {
+		t.Errorf("changing the violating field to a worse value was admitted: %v\n%s", r.err, r.stderr)
+	}
+}
+
+// An exemption with a reason waives a policy, with a warning; one without a reason does not.
+func TestPolicyExemptions(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	annotated := func(extra string) string {
+		return strings.Replace(seed(t, "surge-app.yaml"), "  labels:\n    app: surge-app\nspec:", "  labels:\n    app: surge-app\n  annotations:\n    rollout-guard.io/exempt: surge-unavailable\n"+extra+"spec:", 1)
+	}
+	r := kubectl(t, annotated(""), "-n", ns, "apply", "-f", "-")
+	if r.err == nil || !strings.Contains(r.stderr, "exempt-reason") {
+		t.Errorf("exemption without a reason: err %v\n%s", r.err, r.stderr)
+	}
+	r = kubectl(t, annotated("    rollout-guard.io/exempt-reason: batch job, downtime accepted\n    rollout-guard.io/exempt-until: \"2020-01-01\"\n"), "-n", ns, "apply", "-f", "-")
+	if r.err == nil || !strings.Contains(r.stderr, "expired") {
+		t.Errorf("expired exemption: err %v\n%s", r.err, r.stderr)
+	}
+	r = mustKubectl(t, annotated("    rollout-guard.io/exempt-reason: batch job, downtime accepted\n"), "-n", ns, "apply", "-f", "-")
+	if !strings.Contains(r.stderr, "exempted from surge-unavailable (reason: batch job, downtime accepted)") {
+		t.Errorf("no exemption warning:\n%s", r.stderr)
+	}
+	if got := metric(t, suite.cluster.Guard.WebhookMetricsURL, "rollout_guard_policy_exemptions_total", map[string]string{"policy": "surge-unavailable"}); got < 1 {
+		t.Errorf("rollout_guard_policy_exemptions_total = %v", got)
+	}
+}
