@@ -6,11 +6,13 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rollout-guard/rollout-guard/mutate"
@@ -131,8 +133,21 @@ func (o *Options) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("read config file: %w", err)
 	}
-	if err := yaml.UnmarshalStrict(data, o); err != nil {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	// Strict decoding reports every unknown or duplicate field with its path at once.
+	strictErrs, err := kjson.UnmarshalStrict(js, o, kjson.DisallowUnknownFields, kjson.DisallowDuplicateFields)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return fmt.Errorf("config file %s: %s", path, strings.Join(msgs, "; "))
 	}
 	return nil
 }

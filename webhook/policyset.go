@@ -2,14 +2,12 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/rollout-guard/rollout-guard/policies"
@@ -60,8 +58,12 @@ func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolic
 	all := slices.Clone(s.builtins)
 	sels := map[string]selectors{}
 	for _, rp := range custom {
-		p, sel, err := FromRolloutPolicy(rp)
+		p, err := rp.ToPolicy()
 		if err != nil {
+			return err
+		}
+		var sel selectors
+		if sel.namespace, sel.object, err = rp.Selectors(); err != nil {
 			return err
 		}
 		all = append(all, p)
@@ -75,44 +77,13 @@ func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolic
 	return nil
 }
 
-// FromRolloutPolicy converts the API object into a policy and its selectors.
-func FromRolloutPolicy(rp *v1alpha1.RolloutPolicy) (policies.Policy, selectors, error) {
-	var params map[string]any
-	if rp.Spec.Parameters != nil && len(rp.Spec.Parameters.Raw) > 0 {
-		if err := json.Unmarshal(rp.Spec.Parameters.Raw, &params); err != nil {
-			return policies.Policy{}, selectors{}, fmt.Errorf("RolloutPolicy %s: spec.parameters must be an object: %w", rp.Name, err)
-		}
-	}
-	enforcement := policies.Enforcement(rp.Spec.Enforcement)
-	if enforcement == "" {
-		enforcement = policies.Deny
-	}
-	p := policies.Policy{
-		Name: rp.Name, Module: rp.Spec.Rego, Filename: rp.Name + ".rego",
-		Settings: policies.Settings{Enforcement: enforcement, Parameters: params, Exemptible: rp.Spec.Exemptible},
-	}
-	for _, k := range rp.Spec.Match.Kinds {
-		p.Kinds = append(p.Kinds, string(k))
-	}
-	sel := selectors{namespace: labels.Everything(), object: labels.Everything()}
-	var err error
-	if rp.Spec.Match.NamespaceSelector != nil {
-		if sel.namespace, err = metav1.LabelSelectorAsSelector(rp.Spec.Match.NamespaceSelector); err != nil {
-			return p, sel, fmt.Errorf("RolloutPolicy %s: spec.match.namespaceSelector: %w", rp.Name, err)
-		}
-	}
-	if rp.Spec.Match.ObjectSelector != nil {
-		if sel.object, err = metav1.LabelSelectorAsSelector(rp.Spec.Match.ObjectSelector); err != nil {
-			return p, sel, fmt.Errorf("RolloutPolicy %s: spec.match.objectSelector: %w", rp.Name, err)
-		}
-	}
-	return p, sel, nil
-}
-
 // CheckRolloutPolicy compiles one RolloutPolicy on its own, as its admission does.
 func CheckRolloutPolicy(ctx context.Context, rp *v1alpha1.RolloutPolicy) error {
-	p, _, err := FromRolloutPolicy(rp)
+	p, err := rp.ToPolicy()
 	if err != nil {
+		return err
+	}
+	if _, _, err := rp.Selectors(); err != nil {
 		return err
 	}
 	if slices.Contains(policies.BuiltInNames, p.Name) {

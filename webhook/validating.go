@@ -25,16 +25,6 @@ import (
 	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 )
 
-// Exemption annotations on a workload.
-const (
-	// AnnotationExempt lists policies the object waives: "probes-required,image-pinned".
-	AnnotationExempt = "rollout-guard.io/exempt"
-	// AnnotationExemptReason is required for an exemption to apply.
-	AnnotationExemptReason = "rollout-guard.io/exempt-reason"
-	// AnnotationExemptUntil optionally ends the exemption (2026-12-31 or RFC 3339).
-	AnnotationExemptUntil = "rollout-guard.io/exempt-until"
-)
-
 // Validator is the validating admission handler: workloads are judged by
 // the policy set, RolloutPolicies by the compiler.
 type Validator struct {
@@ -106,8 +96,15 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 	if len(violations) == 0 {
 		return admission.Allowed("")
 	}
-	var warnings []string
-	violations, warnings = v.applyExemptions(violations, object, warnings)
+	violations, warnings, used := policies.ApplyExemptions(violations, stringMap(object, "metadata", "annotations"), v.now())
+	for i := range warnings {
+		warnings[i] = "rollout-guard: " + warnings[i]
+	}
+	for _, p := range used {
+		if !isDryRun(req) {
+			v.metrics.exemptions.WithLabelValues(p).Inc()
+		}
+	}
 	if req.Operation == admissionv1.Update && hasDenials(violations) {
 		violations, warnings, err = v.ratchet(ctx, set, req, object, nsLabels, violations, warnings)
 		if err != nil {
@@ -122,9 +119,9 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		}
 		switch vi.Enforcement {
 		case policies.Deny:
-			denials = append(denials, describe(vi))
+			denials = append(denials, policies.Describe(vi))
 		case policies.Warn:
-			warnings = append(warnings, "rollout-guard: "+describe(vi))
+			warnings = append(warnings, "rollout-guard: "+policies.Describe(vi))
 		case policies.DryRun:
 			log.Info("Dry-run policy violation", "policy", vi.Policy, "field", vi.Field, "message", vi.Message)
 		}
@@ -162,70 +159,6 @@ func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admissio
 	}), nil
 }
 
-// applyExemptions waives violations of the policies the object lists in
-// its exempt annotation, when the policy allows it, a reason is given and
-// the exemption has not expired. Every use shows as a warning and a metric.
-func (v *Validator) applyExemptions(violations []policies.Violation, object map[string]any, warnings []string) ([]policies.Violation, []string) {
-	annotations := stringMap(object, "metadata", "annotations")
-	listed := annotations[AnnotationExempt]
-	if listed == "" {
-		return violations, warnings
-	}
-	exempt := map[string]bool{}
-	for _, p := range strings.Split(listed, ",") {
-		exempt[strings.TrimSpace(p)] = true
-	}
-	reason := strings.TrimSpace(annotations[AnnotationExemptReason])
-	expired := ""
-	if until := annotations[AnnotationExemptUntil]; until != "" {
-		end, err := parseUntil(until)
-		switch {
-		case err != nil:
-			warnings = append(warnings, fmt.Sprintf("rollout-guard: %s=%q is not a date (use 2026-12-31 or RFC 3339); the exemption is ignored", AnnotationExemptUntil, until))
-			expired = until
-		case !v.now().Before(end):
-			expired = until
-		}
-	}
-	warned := map[string]bool{}
-	kept := violations[:0:0]
-	for _, vi := range violations {
-		if !exempt[vi.Policy] {
-			kept = append(kept, vi)
-			continue
-		}
-		var why string
-		switch {
-		case !vi.Exemptible:
-			why = fmt.Sprintf("rollout-guard: policy %s does not allow exemptions; %s is ignored for it", vi.Policy, AnnotationExempt)
-		case reason == "":
-			why = fmt.Sprintf("rollout-guard: exemption from %s ignored: set %s to say why", vi.Policy, AnnotationExemptReason)
-		case expired != "":
-			why = fmt.Sprintf("rollout-guard: exemption from %s ignored: it expired (%s=%s)", vi.Policy, AnnotationExemptUntil, expired)
-		}
-		if why != "" {
-			kept = append(kept, vi)
-			if !warned[why] {
-				warnings, warned[why] = append(warnings, why), true
-			}
-			continue
-		}
-		v.metrics.exemptions.WithLabelValues(vi.Policy).Inc()
-		msg := fmt.Sprintf("rollout-guard: exempted from %s (reason: %s): %s", vi.Policy, reason, vi.Message)
-		if !warned[msg] {
-			warnings, warned[msg] = append(warnings, msg), true
-		}
-	}
-	return kept, warnings
-}
-
-func parseUntil(s string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t.Add(24 * time.Hour), nil // through the end of that day
-	}
-	return time.Parse(time.RFC3339, s)
-}
-
 // ratchet lets an update through a denial the object already had: same
 // policy, same field, field unchanged. Scaling, relabelling or rolling back
 // an old object is never blocked by a rule it broke before.
@@ -259,30 +192,6 @@ func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission
 
 func hasDenials(vs []policies.Violation) bool {
 	return slices.ContainsFunc(vs, func(v policies.Violation) bool { return v.Enforcement == policies.Deny })
-}
-
-// describe speaks to the person who ran kubectl: policy, field, value, limit, fix, opt-out.
-func describe(v policies.Violation) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s] ", v.Policy)
-	if v.Field != "" {
-		b.WriteString(v.Field)
-		if v.Value != nil {
-			fmt.Fprintf(&b, " = %v", v.Value)
-		}
-		b.WriteString(": ")
-	}
-	b.WriteString(v.Message)
-	if v.Limit != "" {
-		fmt.Fprintf(&b, " (limit: %s)", v.Limit)
-	}
-	if v.Fix != "" {
-		fmt.Fprintf(&b, ". Fix: %s", v.Fix)
-	}
-	if v.Exemptible && v.Enforcement == policies.Deny && !strings.Contains(v.Fix, AnnotationExempt) {
-		fmt.Fprintf(&b, ". Or opt out: annotate the workload %s: %s and %s: <why>", AnnotationExempt, v.Policy, AnnotationExemptReason)
-	}
-	return b.String()
 }
 
 func (v *Validator) validatePolicy(ctx context.Context, req admission.Request) admission.Response {

@@ -2,6 +2,8 @@
 //
 //	rollout-guard webhook   serve the mutating and validating admission webhooks
 //	rollout-guard watcher   roll back Deployments whose new ReplicaSet stalls
+//	rollout-guard check     run the policies on manifests offline
+//	rollout-guard test      run Rego policy tests
 //	rollout-guard version   print the version
 package main
 
@@ -30,11 +32,11 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run is the one exit point: it returns the process exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -43,6 +45,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == "version" {
 		fmt.Fprintln(stdout, "rollout-guard", version)
 		return 0
+	}
+	switch cmd {
+	case "check":
+		return runCheck(context.Background(), rest, stdin, stdout, stderr)
+	case "test":
+		return runTest(context.Background(), rest, stdout, stderr)
 	}
 	if cmd != "webhook" && cmd != "watcher" {
 		fmt.Fprintf(stderr, "rollout-guard: unknown command %q\n\n%s", cmd, usage)
@@ -99,6 +107,10 @@ const usage = `rollout-guard makes Kubernetes workload updates safe by default.
 Usage:
   rollout-guard webhook [flags]   serve the mutating and validating admission webhooks
   rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls
+  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [-o text|json]
+                                  run the policies on manifests offline, after the API server's
+                                  defaults and rollout-guard's mutation (exit 0 clean, 1 denied, 2 error)
+  rollout-guard test [DIR]        run the _test.rego files of DIR (default: the built-in policies)
   rollout-guard version           print the version
 
 Run "rollout-guard COMMAND --help" for the flags of a command.

@@ -23,7 +23,8 @@ max_surge := lib.resolve(surge_value, lib.replicas, true)
 
 min_available := lib.param("minAvailable", 1)
 
-unavailable_limit := floor((lib.param("maxUnavailablePercent", 25) * lib.replicas) / 100)
+# One pod at a time is always allowed: small Deployments are guarded by minAvailable.
+unavailable_limit := max([1, floor((lib.param("maxUnavailablePercent", 25) * lib.replicas) / 100)])
 
 surge_limit := ceil((lib.param("maxSurgePercent", 100) * lib.replicas) / 100)
 
@@ -48,8 +49,8 @@ deny contains v if {
 	v := {
 		"field": "spec.strategy.rollingUpdate.maxUnavailable",
 		"value": unavailable_value,
-		"limit": sprintf("%d%% of replicas (%d of %d)", [lib.param("maxUnavailablePercent", 25), unavailable_limit, lib.replicas]),
-		"msg": sprintf("maxUnavailable %v takes %d of %d replicas down at once; the limit is %d%% (%d pods)", [unavailable_value, max_unavailable, lib.replicas, lib.param("maxUnavailablePercent", 25), unavailable_limit]),
+		"limit": sprintf("%d%% of replicas, at least 1 (%d of %d)", [lib.param("maxUnavailablePercent", 25), unavailable_limit, lib.replicas]),
+		"msg": sprintf("maxUnavailable %v takes %d of %d replicas down at once", [unavailable_value, max_unavailable, lib.replicas]),
 		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to %d or less (or 25%%), or leave it out for rollout-guard's default of 0", [unavailable_limit]),
 	}
 }

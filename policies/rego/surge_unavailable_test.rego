@@ -48,3 +48,12 @@ test_surge_limit if {
 test_recreate_ignored if {
 	count(surge_unavailable.deny) == 0 with input as {"object": {"kind": "Deployment", "spec": {"replicas": 5, "strategy": {"type": "Recreate"}}}}
 }
+
+test_one_at_a_time_allowed_for_small_deployments if {
+	count(surge_unavailable.deny) == 0 with input as {"object": deployment(2, "25%", 1)}
+}
+
+test_limit_is_a_percentage_of_replicas if {
+	some v in surge_unavailable.deny with input as {"object": deployment(20, 0, 6)}
+	v.limit == "25% of replicas, at least 1 (5 of 20)"
+}

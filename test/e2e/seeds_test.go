@@ -15,3 +15,12 @@ func seed(t *testing.T, name string) string {
 	}
 	return string(data)
 }
+
+func mustReadFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheck(t *testing.T) {
+	seeds := filepath.Join("..", "..", "test", "seeds")
+	policy := filepath.Join(t.TempDir(), "team.yaml")
+	if err := os.WriteFile(policy, []byte(`apiVersion: rollout-guard.io/v1alpha1
+kind: RolloutPolicy
+metadata: {name: team-label}
+spec:
+  rego: |
+    package rollout_guard.team_label
+
+    deny contains "metadata.labels.team is required" if { not input.object.metadata.labels.team }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		stdin     string
+		args      []string
+		code      int
+		stdout    []string
+		stderr    string
+		jsonCheck func(t *testing.T, out string)
+	}{
+		{name: "directory of seeds: the 50/50 app is denied", args: []string{"check", "-f", seeds}, code: 1,
+			stdout: []string{"surge-app.yaml (document 1) Deployment/surge-app: DENIED", "nginx-deployment.yaml (document 1) Deployment/nginx-deployment: admitted", "4 workloads checked, 1 denied"}},
+		{name: "clean file", args: []string{"check", "-f", filepath.Join(seeds, "nginx-deployment.yaml")}, code: 0,
+			stdout: []string{"mutation: set readinessProbe tcpSocket :80 on container nginx"}},
+		{name: "multi-document stdin names the document", args: []string{"check", "-f", "-"}, code: 1,
+			stdin:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + mustRead(t, filepath.Join(seeds, "surge-app.yaml")),
+			stdout: []string{"- (document 2) Deployment/surge-app: DENIED"}},
+		{name: "latest is a warning, not a denial", args: []string{"check", "-f", "-"}, code: 0,
+			stdin:  strings.Replace(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "nginx:1.7.9", "nginx:latest", 1),
+			stdout: []string{"warn: [image-pinned]"}},
+		{name: "custom policy with --policy", args: []string{"check", "-f", filepath.Join(seeds, "nginx-deployment.yaml"), "--policy", policy}, code: 1,
+			stdout: []string{"deny: [team-label] metadata.labels.team is required"}},
+		{name: "json output", args: []string{"check", "-o", "json", "-f", filepath.Join(seeds, "surge-app.yaml")}, code: 1,
+			jsonCheck: func(t *testing.T, out string) {
+				var got struct {
+					Denied   int `json:"denied"`
+					Findings []struct {
+						File       string `json:"file"`
+						Document   int    `json:"document"`
+						Violations []struct {
+							Policy string `json:"policy"`
+							Field  string `json:"field"`
+						} `json:"violations"`
+					} `json:"findings"`
+				}
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("output is not JSON: %v\n%s", err, out)
+				}
+				if got.Denied != 1 || got.Findings[0].Document != 1 || got.Findings[0].Violations[0].Field != "spec.strategy.rollingUpdate.maxUnavailable" {
+					t.Errorf("json = %+v", got)
+				}
+			}},
+		{name: "unknown field is an input error", args: []string{"check", "-f", "-"}, code: 2,
+			stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3}\n", stderr: `unknown field "replicaz"`},
+		{name: "malformed YAML is an input error", args: []string{"check", "-f", "-"}, code: 2,
+			stdin: "apiVersion: apps/v1\nkind: Deployment\nspec: [unclosed\n", stderr: "document 1"},
+		{name: "missing file", args: []string{"check", "-f", "/nonexistent.yaml"}, code: 2, stderr: "no such file"},
+		{name: "no input is a usage error", args: []string{"check"}, code: 2, stderr: "usage"},
+		{name: "rego tests of the built-ins", args: []string{"test"}, code: 0, stdout: []string{"PASS rollout_guard.surge_unavailable_test.test_seed_fifty_fifty_at_ten_replicas_denied", "0 failed"}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: "unknown command"},
+		{name: "invalid options are all reported with paths", args: []string{"webhook", "--webhook-port", "0", "--dev-failure-policy", "Sometimes"}, code: 2,
+			stderr: "webhook.port: Invalid value: 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.stdin, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+			if !strings.Contains(errOut, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, errOut)
+			}
+			if tt.jsonCheck != nil {
+				tt.jsonCheck(t, out)
+			}
+		})
+	}
+}
+
+func TestInvalidOptionsNameEveryField(t *testing.T) {
+	_, _, errOut := runCLI(t, "", "webhook", "--webhook-port", "0", "--dev-failure-policy", "Sometimes", "--metrics-addr", "nonsense")
+	for _, want := range []string{"webhook.port", "dev.failurePolicy", "webhook.metricsAddr"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("error does not name %s:\n%s", want, errOut)
+		}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("webhook:\n  prot: 9443\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "", "webhook", "--config", cfg); code != 2 || !strings.Contains(errOut, `unknown field "webhook.prot"`) {
+		t.Errorf("unknown config field: exit %d\n%s", code, errOut)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,275 @@
+package check
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/mutate"
+	"github.com/rollout-guard/rollout-guard/policies"
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
+)
+
+// Document is one YAML document of an input.
+type Document struct {
+	File  string // path, or "-" for standard input
+	Index int    // 1-based position in the file
+	Data  []byte
+}
+
+// Finding is the verdict on one workload.
+type Finding struct {
+	File       string               `json:"file"`
+	Document   int                  `json:"document"`
+	Kind       string               `json:"kind"`
+	Name       string               `json:"name"`
+	Mutations  []string             `json:"mutations,omitempty"`
+	Violations []policies.Violation `json:"violations,omitempty"`
+	Warnings   []string             `json:"warnings,omitempty"`
+}
+
+// Denied reports whether the cluster would refuse the workload.
+func (f Finding) Denied() bool {
+	return slices.ContainsFunc(f.Violations, func(v policies.Violation) bool { return v.Enforcement == policies.Deny })
+}
+
+// Checker judges manifests with a fixed configuration and policy set.
+type Checker struct {
+	opts      config.Options
+	eval      *policies.Evaluator
+	selectors map[string]labels.Selector // object selectors of RolloutPolicies
+	now       func() time.Time
+}
+
+// New compiles the built-in policies plus custom ones.
+func New(ctx context.Context, opts config.Options, custom []*v1alpha1.RolloutPolicy) (*Checker, error) {
+	all, err := policies.BuiltIns(opts.Policies.BuiltIns)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checker{opts: opts, selectors: map[string]labels.Selector{}, now: time.Now}
+	for _, rp := range custom {
+		p, err := rp.ToPolicy()
+		if err != nil {
+			return nil, err
+		}
+		// Namespace labels are not known offline: namespaceSelector matches every namespace here.
+		_, obj, err := rp.Selectors()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p)
+		c.selectors[p.Name] = obj
+	}
+	if c.eval, err = policies.New(ctx, all, time.Duration(opts.Policies.EvaluationTimeoutMillis)*time.Millisecond); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Check judges one document. It returns nil for documents that are not
+// apps/v1 workloads, and an error for documents that cannot be read.
+func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(doc.Data, &head); err != nil {
+		return nil, fmt.Errorf("%s: %w", where(doc), err)
+	}
+	var obj any
+	switch {
+	case head.APIVersion != "apps/v1":
+		return nil, nil
+	case head.Kind == "Deployment":
+		obj = &appsv1.Deployment{}
+	case head.Kind == "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+	case head.Kind == "DaemonSet":
+		obj = &appsv1.DaemonSet{}
+	default:
+		return nil, nil
+	}
+	// Strict, like kubectl's server-side field validation: a typo is an error, not a silent default.
+	if err := yaml.UnmarshalStrict(doc.Data, obj); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", where(doc), head.Kind, err)
+	}
+	var manifest map[string]any
+	if err := yaml.Unmarshal(doc.Data, &manifest); err != nil {
+		return nil, fmt.Errorf("%s: %w", where(doc), err)
+	}
+	mutate.APIDefaults(obj)
+	f := &Finding{File: doc.File, Document: doc.Index, Kind: head.Kind}
+	meta := metaOf(obj)
+	f.Name = meta.name
+	if !mutate.OptedOut(meta.annotations) {
+		var ns *mutate.Overrides
+		if o, ok := c.opts.Mutation.Namespaces[meta.namespace]; ok {
+			ns = &o
+		}
+		defaults, notes := mutate.Resolve(c.opts.Mutation.Defaults, ns, nil, meta.annotations)
+		in := mutate.Input{Defaults: defaults, Intent: mutate.IntentFromManifest(manifest)}
+		var r mutate.Result
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			r = mutate.Deployment(o, in)
+		case *appsv1.StatefulSet:
+			r = mutate.StatefulSet(o, in)
+		case *appsv1.DaemonSet:
+			r = mutate.DaemonSet(o, in)
+		}
+		for _, ch := range r.Changes {
+			f.Mutations = append(f.Mutations, strings.TrimPrefix(ch.Message, "rollout-guard: "))
+		}
+		f.Warnings = append(f.Warnings, append(notes, r.Notes...)...)
+	}
+	mutated, err := yaml.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var object map[string]any
+	if err := yaml.Unmarshal(mutated, &object); err != nil {
+		return nil, err
+	}
+	object["apiVersion"], object["kind"] = head.APIVersion, head.Kind
+	violations, err := c.eval.Evaluate(ctx, map[string]any{"operation": "CREATE", "object": object}, head.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where(doc), err)
+	}
+	violations = slices.DeleteFunc(violations, func(v policies.Violation) bool {
+		sel, custom := c.selectors[v.Policy]
+		return custom && !sel.Matches(labels.Set(meta.labels))
+	})
+	kept, warnings, _ := policies.ApplyExemptions(violations, meta.annotations, c.now())
+	f.Warnings = append(f.Warnings, warnings...)
+	for _, v := range kept {
+		if v.Enforcement != policies.DryRun {
+			f.Violations = append(f.Violations, v)
+		}
+	}
+	return f, nil
+}
+
+type objectMeta struct {
+	name, namespace     string
+	labels, annotations map[string]string
+}
+
+func metaOf(obj any) objectMeta {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return objectMeta{o.Name, o.Namespace, o.Labels, o.Annotations}
+	case *appsv1.StatefulSet:
+		return objectMeta{o.Name, o.Namespace, o.Labels, o.Annotations}
+	case *appsv1.DaemonSet:
+		return objectMeta{o.Name, o.Namespace, o.Labels, o.Annotations}
+	}
+	return objectMeta{}
+}
+
+func where(d Document) string { return fmt.Sprintf("%s (document %d)", d.File, d.Index) }
+
+// Read splits a file, every .yaml/.yml/.json file of a directory, or
+// standard input ("-") into documents.
+func Read(path string, stdin io.Reader) ([]Document, error) {
+	if path == "-" {
+		return split("-", stdin)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{path}
+	if info.IsDir() {
+		files = nil
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%s: no .yaml, .yml or .json files", path)
+		}
+	}
+	var docs []Document
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		d, err := split(f, fh)
+		fh.Close()
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d...)
+	}
+	return docs, nil
+}
+
+func split(name string, r io.Reader) ([]Document, error) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var docs []Document
+	for i := 1; ; i++ {
+		data, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s (document %d): %w", name, i, err)
+		}
+		if len(bytes.TrimSpace(stripComments(data))) == 0 {
+			i--
+			continue
+		}
+		docs = append(docs, Document{File: name, Index: i, Data: data})
+	}
+}
+
+func stripComments(b []byte) []byte {
+	var out []byte
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			out = append(out, line...)
+		}
+	}
+	return out
+}
+
+// ReadPolicies reads RolloutPolicy manifests from a file or directory.
+func ReadPolicies(path string) ([]*v1alpha1.RolloutPolicy, error) {
+	docs, err := Read(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []*v1alpha1.RolloutPolicy
+	for _, d := range docs {
+		var rp v1alpha1.RolloutPolicy
+		if err := yaml.UnmarshalStrict(d.Data, &rp); err != nil {
+			return nil, fmt.Errorf("%s: %w", where(d), err)
+		}
+		if rp.Kind != "RolloutPolicy" {
+			return nil, fmt.Errorf("%s: kind %q, want RolloutPolicy", where(d), rp.Kind)
+		}
+		out = append(out, &rp)
+	}
+	return out, nil
+}

@@ -1,0 +1,5 @@
+// Package check runs rollout-guard's policies on manifests offline, as
+// `rollout-guard check` does: each workload gets the API server's defaults
+// and rollout-guard's own mutation first, so that the verdicts match what the
+// cluster would say at kubectl apply.
+package check
