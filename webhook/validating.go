@@ -68,8 +68,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 	if slices.Contains(v.skip, req.Namespace) {
 		return admission.Allowed("")
 	}
-	if _, ok := workloadKinds[req.Kind]; !ok {
-		return errored(badRequest("rollout-guard does not handle %s/%s %s; check the webhook configuration's rules", req.Kind.Group, req.Kind.Version, req.Kind.Kind))
+	// A typed decode rejects objects of the wrong shape with a clear error;
+	// policies then read the generic form.
+	if _, err := decodeWorkload(v.decoder, req.Kind, req.Object, "object"); err != nil {
+		log.Error(err, "Cannot validate request")
+		return errored(err)
 	}
 	object, err := decodeMap(req.Object.Raw, "object")
 	if err != nil {

@@ -1,13 +1,17 @@
 # Helpers shared by the built-in policies.
 package rollout_guard.lib
 
-# spec of the object under review.
-spec := object.get(input.object, "spec", {})
+# Lookups use default rules rather than object.get: plain references are
+# what OPA evaluates fastest, and these run on every admission request.
 
-kind := object.get(input.object, "kind", "")
+default kind := ""
+
+kind := input.object.kind
 
 # replicas as the API server defaults them.
-replicas := object.get(spec, "replicas", 1)
+default replicas := 1
+
+replicas := input.object.spec.replicas
 
 # resolve turns an int-or-percent into a pod count the way the Deployment
 # controller does: surge rounds up, unavailable rounds down.
@@ -30,9 +34,16 @@ round_percent(x, true) := ceil(x)
 
 round_percent(x, false) := floor(x)
 
-# containers lists every container of the pod template with its field path.
-containers contains {"path": sprintf("spec.template.spec.containers[%d]", [i]), "container": c} if {
-	some i, c in object.get(spec, ["template", "spec", "containers"], [])
-}
+# containers of the pod template, by index.
+default containers := []
 
-param(name, default_value) := object.get(object.get(input, "parameters", {}), name, default_value)
+containers := input.object.spec.template.spec.containers
+
+# container_path is the field path of container i, for messages.
+container_path(i) := sprintf("spec.template.spec.containers[%d]", [i])
+
+# param is a policy parameter, or default_value when it is not set. Policies
+# pass input.parameters (their own, which the evaluator provides).
+param(params, name, default_value) := value if {
+	value := params[name]
+} else := default_value

@@ -6,13 +6,13 @@ import data.rollout_guard.lib
 
 deny contains v if {
 	lib.kind in {"Deployment", "StatefulSet", "DaemonSet"}
-	some c in lib.containers
-	not c.container.readinessProbe
+	some i, c in lib.containers
+	not c.readinessProbe
 	v := {
-		"field": sprintf("%s.readinessProbe", [c.path]),
+		"field": sprintf("%s.readinessProbe", [lib.container_path(i)]),
 		"value": null,
 		"limit": "a readinessProbe on every container",
-		"msg": sprintf("container %s has no readinessProbe, so a broken pod would count as ready", [c.container.name]),
+		"msg": sprintf("container %s has no readinessProbe, so a broken pod would count as ready", [c.name]),
 		"fix": "add a readinessProbe, or a containerPort so rollout-guard can add one; to opt out, annotate the workload rollout-guard.io/exempt: probes-required with rollout-guard.io/exempt-reason",
 	}
 }

@@ -5,19 +5,28 @@ package rollout_guard.progress_deadline
 
 import data.rollout_guard.lib
 
-deadline := object.get(lib.spec, "progressDeadlineSeconds", 600)
+# This policy's parameters (from config); none in unit tests.
+default params := {}
 
-min_ready := object.get(lib.spec, "minReadySeconds", 0)
+params := input.parameters
+
+default deadline := 600
+
+deadline := input.object.spec.progressDeadlineSeconds
+
+default min_ready := 0
+
+min_ready := input.object.spec.minReadySeconds
 
 deny contains v if {
 	lib.kind == "Deployment"
-	deadline > lib.param("max", 900)
+	deadline > lib.param(params, "max", 900)
 	v := {
 		"field": "spec.progressDeadlineSeconds",
 		"value": deadline,
-		"limit": sprintf("at most %d", [lib.param("max", 900)]),
-		"msg": sprintf("progressDeadlineSeconds %d means a stalled rollout goes unnoticed for over %d minutes; the limit is %d seconds", [deadline, deadline / 60, lib.param("max", 900)]),
-		"fix": sprintf("set spec.progressDeadlineSeconds to %d or less", [lib.param("max", 900)]),
+		"limit": sprintf("at most %d", [lib.param(params, "max", 900)]),
+		"msg": sprintf("progressDeadlineSeconds %d means a stalled rollout goes unnoticed for over %d minutes; the limit is %d seconds", [deadline, deadline / 60, lib.param(params, "max", 900)]),
+		"fix": sprintf("set spec.progressDeadlineSeconds to %d or less", [lib.param(params, "max", 900)]),
 	}
 }
 

@@ -4,11 +4,18 @@ package rollout_guard.revision_history
 
 import data.rollout_guard.lib
 
-limit := object.get(lib.spec, "revisionHistoryLimit", 10)
+# This policy's parameters (from config); none in unit tests.
+default params := {}
 
-min_limit := lib.param("min", 2)
+params := input.parameters
 
-max_limit := lib.param("max", 20)
+default limit := 10
+
+limit := input.object.spec.revisionHistoryLimit
+
+min_limit := lib.param(params, "min", 2)
+
+max_limit := lib.param(params, "max", 20)
 
 deny contains v if {
 	lib.kind in {"Deployment", "StatefulSet", "DaemonSet"}

@@ -6,7 +6,7 @@ import data.rollout_guard.lib
 
 deny contains v if {
 	lib.kind == "Deployment"
-	object.get(lib.spec, ["strategy", "type"], "") == "Recreate"
+	input.object.spec.strategy.type == "Recreate"
 	lib.replicas > 1
 	v := {
 		"field": "spec.strategy.type",
@@ -19,7 +19,7 @@ deny contains v if {
 
 deny contains v if {
 	lib.kind == "StatefulSet"
-	object.get(lib.spec, ["updateStrategy", "type"], "") == "OnDelete"
+	input.object.spec.updateStrategy.type == "OnDelete"
 	v := {
 		"field": "spec.updateStrategy.type",
 		"value": "OnDelete",

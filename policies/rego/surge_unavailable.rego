@@ -6,27 +6,38 @@ package rollout_guard.surge_unavailable
 
 import data.rollout_guard.lib
 
+# This policy's parameters (from config); none in unit tests.
+default params := {}
+
+params := input.parameters
+
+default strategy_type := "RollingUpdate"
+
+strategy_type := input.object.spec.strategy.type
+
 rolling if {
 	lib.kind == "Deployment"
-	object.get(lib.spec, ["strategy", "type"], "RollingUpdate") == "RollingUpdate"
+	strategy_type == "RollingUpdate"
 }
 
-rolling_update := object.get(lib.spec, ["strategy", "rollingUpdate"], {})
+default unavailable_value := "25%"
 
-unavailable_value := object.get(rolling_update, "maxUnavailable", "25%")
+unavailable_value := input.object.spec.strategy.rollingUpdate.maxUnavailable
 
-surge_value := object.get(rolling_update, "maxSurge", "25%")
+default surge_value := "25%"
+
+surge_value := input.object.spec.strategy.rollingUpdate.maxSurge
 
 max_unavailable := lib.resolve(unavailable_value, lib.replicas, false)
 
 max_surge := lib.resolve(surge_value, lib.replicas, true)
 
-min_available := lib.param("minAvailable", 1)
+min_available := lib.param(params, "minAvailable", 1)
 
 # One pod at a time is always allowed: small Deployments are guarded by minAvailable.
-unavailable_limit := max([1, floor((lib.param("maxUnavailablePercent", 25) * lib.replicas) / 100)])
+unavailable_limit := max([1, floor((lib.param(params, "maxUnavailablePercent", 25) * lib.replicas) / 100)])
 
-surge_limit := ceil((lib.param("maxSurgePercent", 100) * lib.replicas) / 100)
+surge_limit := ceil((lib.param(params, "maxSurgePercent", 100) * lib.replicas) / 100)
 
 deny contains v if {
 	rolling
@@ -49,7 +60,7 @@ deny contains v if {
 	v := {
 		"field": "spec.strategy.rollingUpdate.maxUnavailable",
 		"value": unavailable_value,
-		"limit": sprintf("%d%% of replicas, at least 1 (%d of %d)", [lib.param("maxUnavailablePercent", 25), unavailable_limit, lib.replicas]),
+		"limit": sprintf("%d%% of replicas, at least 1 (%d of %d)", [lib.param(params, "maxUnavailablePercent", 25), unavailable_limit, lib.replicas]),
 		"msg": sprintf("maxUnavailable %v takes %d of %d replicas down at once", [unavailable_value, max_unavailable, lib.replicas]),
 		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to %d or less (or 25%%), or leave it out for rollout-guard's default of 0", [unavailable_limit]),
 	}
@@ -61,7 +72,7 @@ deny contains v if {
 	v := {
 		"field": "spec.strategy.rollingUpdate.maxSurge",
 		"value": surge_value,
-		"limit": sprintf("%d%% of replicas (%d pods)", [lib.param("maxSurgePercent", 100), surge_limit]),
+		"limit": sprintf("%d%% of replicas (%d pods)", [lib.param(params, "maxSurgePercent", 100), surge_limit]),
 		"msg": sprintf("maxSurge %v adds %d extra pods during a rollout; the limit is %d", [surge_value, max_surge, surge_limit]),
 		"fix": sprintf("set spec.strategy.rollingUpdate.maxSurge to %d or less", [surge_limit]),
 	}

@@ -1,0 +1,35 @@
+package policies
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+const benchDeployment = `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"team","labels":{"app":"web"}},
+"spec":{"replicas":3,"selector":{"matchLabels":{"app":"web"}},"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%","maxUnavailable":0}},
+"revisionHistoryLimit":5,"progressDeadlineSeconds":120,"minReadySeconds":5,"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[
+{"name":"web","image":"nginx:1.9.1","ports":[{"containerPort":80}],"readinessProbe":{"tcpSocket":{"port":80}}},
+{"name":"sidecar","image":"busybox:1.36","ports":[{"name":"metrics","containerPort":9100}],"readinessProbe":{"tcpSocket":{"port":"metrics"}}},
+{"name":"cache","image":"redis:7.2","ports":[{"containerPort":6379}],"readinessProbe":{"tcpSocket":{"port":6379}}}]}}}}`
+
+// BenchmarkEvaluateBuiltIns: every built-in policy on one (mutated) Deployment review.
+func BenchmarkEvaluateBuiltIns(b *testing.B) {
+	e := builtins(b)
+	in, kind := objectInput(b, []byte(benchDeployment))
+	durations := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := e.Evaluate(context.Background(), in, kind); err != nil {
+			b.Fatal(err)
+		}
+		durations = append(durations, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(durations)
+	b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds()), "p99-µs")
+}
