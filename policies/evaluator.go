@@ -65,7 +65,9 @@ type CompileError struct {
 	Err    error
 }
 
-func (e *CompileError) Error() string { return fmt.Sprintf("policy %s does not compile: %v", e.Policy, e.Err) }
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("policy %s does not compile: %v", e.Policy, e.Err)
+}
 
 func (e *CompileError) Unwrap() error { return e.Err }
 
