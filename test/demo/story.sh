@@ -1,0 +1,41 @@
+# The rest of the seeds' story; sourced by demo.sh (k, say, run, ns and seeds are set there).
+
+say "4. Policies: the 50%/50% app would take half its pods down at once. Denied, with the field and the fix:"
+run -n "$ns" apply -f "$seeds/surge-app.yaml" || true
+
+say "5. A moving tag cannot be rolled back to. nginx:latest is admitted, with a warning:"
+sed 's/name: nginx-deployment/name: latest-demo/; s/app: nginx/app: latest-demo/g; s/nginx:1.7.9/nginx:latest/' "$seeds/nginx-deployment.yaml" |
+  run -n "$ns" apply -f -
+
+say "6. The same verdicts offline, before anything reaches a cluster: rollout-guard check"
+printf '\033[2m$ rollout-guard check -f test/seeds/\033[0m\n'
+"${ROLLOUT_GUARD:-bin/rollout-guard}" check -f "$seeds" | grep -E 'DENIED|admitted|checked' || true
+
+say "7. A good update: nginx 1.7.9 -> 1.9.1. The watcher leaves it alone:"
+run -n "$ns" set image deployment/nginx-deployment nginx=nginx:1.9.1
+run -n "$ns" rollout status deployment/nginx-deployment --timeout=120s
+
+say "8. A typo: nginx:1.161 does not exist. Pods wait in ImagePullBackOff; Kubernetes alone would wait forever."
+until [ -n "$(k -n "$ns" get rs -l app=nginx -o jsonpath='{.items[?(@.metadata.annotations.deployment\.kubernetes\.io/revision=="2")].metadata.annotations.rollout-guard\.io/known-good}')" ]; do sleep 0.5; done
+run -n "$ns" set image deployment/nginx-deployment nginx=nginx:1.161
+sleep 3
+run -n "$ns" get pods -l app=nginx
+echo "(the watcher gives a stalled image ${GRACE:-10s} before it acts)"
+for _ in $(seq 1 60); do
+  [ "$(k -n "$ns" get deployment nginx-deployment -o jsonpath='{.spec.template.spec.containers[0].image}')" = "nginx:1.9.1" ] && break
+  sleep 1
+done
+
+say "9. ...and rolled back to the last revision known to be good, exactly like kubectl rollout undo:"
+run -n "$ns" get events --field-selector reason=RolloutGuardRolledBack -o custom-columns=REASON:.reason,MESSAGE:.message
+run -n "$ns" rollout status deployment/nginx-deployment --timeout=120s
+run -n "$ns" rollout history deployment/nginx-deployment
+run -n "$ns" get rs -l app=nginx -o custom-columns=NAME:.metadata.name,REVISION:.metadata.annotations.deployment\\.kubernetes\\.io/revision,IMAGE:.spec.template.spec.containers[0].image,READY:.status.readyReplicas
+
+say "10. The same bad image again is not rolled back twice; an Event says why:"
+run -n "$ns" set image deployment/nginx-deployment nginx=nginx:1.161
+for _ in $(seq 1 60); do
+  k -n "$ns" get events --field-selector reason=RolloutGuardRollbackSkipped -o name 2>/dev/null | grep -q . && break
+  sleep 1
+done
+run -n "$ns" get events --field-selector reason=RolloutGuardRollbackSkipped -o custom-columns=REASON:.reason,MESSAGE:.message
