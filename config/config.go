@@ -43,6 +43,21 @@ type Webhook struct {
 	CertDir     string `json:"certDir"`
 	MetricsAddr string `json:"metricsAddr"`
 	HealthAddr  string `json:"healthAddr"`
+	// SelfManagedCerts: rollout-guard makes and rotates its own CA and
+	// serving certificate, when cert-manager is not used.
+	SelfManagedCerts SelfManagedCerts `json:"selfManagedCerts"`
+}
+
+// SelfManagedCerts configures certificates rollout-guard manages itself: kept
+// in a Secret of its namespace, written to CertDir, their CA published in the
+// caBundle of the webhook configurations named ConfigurationName.
+type SelfManagedCerts struct {
+	Enabled           bool            `json:"enabled"`
+	SecretName        string          `json:"secretName"`
+	Hosts             []string        `json:"hosts,omitempty"`
+	ConfigurationName string          `json:"configurationName"`
+	Validity          metav1.Duration `json:"validity"`
+	RenewBefore       metav1.Duration `json:"renewBefore"`
 }
 
 // Watcher configures the rollback watcher's manager.
@@ -106,6 +121,10 @@ func Default() Options {
 		Webhook: Webhook{
 			Port: 9443, CertDir: "/tmp/rollout-guard/certs",
 			MetricsAddr: ":8080", HealthAddr: ":8081",
+			SelfManagedCerts: SelfManagedCerts{
+				SecretName: "rollout-guard-webhook-tls", ConfigurationName: "rollout-guard",
+				Validity: metav1.Duration{Duration: 365 * 24 * time.Hour}, RenewBefore: metav1.Duration{Duration: 30 * 24 * time.Hour},
+			},
 		},
 		Watcher: Watcher{
 			MetricsAddr: ":8080", HealthAddr: ":8081",
@@ -167,6 +186,24 @@ func (o Options) Validate() error {
 	}
 	errs = append(errs, validAddr(w.Child("metricsAddr"), o.Webhook.MetricsAddr)...)
 	errs = append(errs, validAddr(w.Child("healthAddr"), o.Webhook.HealthAddr)...)
+	if sm := o.Webhook.SelfManagedCerts; sm.Enabled {
+		sp := w.Child("selfManagedCerts")
+		if sm.SecretName == "" {
+			errs = append(errs, field.Required(sp.Child("secretName"), "the Secret that keeps the certificates"))
+		}
+		if len(sm.Hosts) == 0 {
+			errs = append(errs, field.Required(sp.Child("hosts"), "the DNS names or IPs the API server calls the webhook at"))
+		}
+		if sm.ConfigurationName == "" {
+			errs = append(errs, field.Required(sp.Child("configurationName"), "the webhook configurations whose caBundle to keep current"))
+		}
+		if sm.RenewBefore.Duration <= 0 || sm.RenewBefore.Duration >= sm.Validity.Duration {
+			errs = append(errs, field.Invalid(sp.Child("renewBefore"), sm.RenewBefore.Duration.String(), "must be positive and shorter than validity"))
+		}
+		if o.Dev.Enabled {
+			errs = append(errs, field.Invalid(sp.Child("enabled"), true, "cannot be combined with dev mode, which makes its own certificates"))
+		}
+	}
 	wa := field.NewPath("watcher")
 	errs = append(errs, validAddr(wa.Child("metricsAddr"), o.Watcher.MetricsAddr)...)
 	errs = append(errs, validAddr(wa.Child("healthAddr"), o.Watcher.HealthAddr)...)

@@ -39,9 +39,24 @@ type Server struct {
 
 // NewServer builds the webhook server. Collectors are registered with reg.
 func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, reg prometheus.Registerer) (*Server, error) {
-	if opts.Dev.Enabled {
+	var selfCerts *selfManagedCerts
+	switch {
+	case opts.Dev.Enabled:
 		if err := ensureDevCerts(opts.Webhook.CertDir, opts.Webhook.Host, time.Now()); err != nil {
 			return nil, err
+		}
+	case opts.Webhook.SelfManagedCerts.Enabled:
+		// The server needs its certificates before it starts, so the first
+		// sync uses a direct client, before the manager's cache exists.
+		direct, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return nil, fmt.Errorf("client for self-managed certificates: %w", err)
+		}
+		selfCerts = &selfManagedCerts{client: direct, cfg: opts.Webhook.SelfManagedCerts, namespace: opts.Namespace, certDir: opts.Webhook.CertDir, now: time.Now}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := selfCerts.sync(ctx); err != nil {
+			return nil, fmt.Errorf("self-managed certificates: %w", err)
 		}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -89,6 +104,11 @@ func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, re
 	}
 	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
 		return nil, err
+	}
+	if selfCerts != nil {
+		if err := mgr.Add(selfCerts); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Dev.Enabled {
 		reg := &devRegistration{client: mgr.GetClient(), opts: opts, ready: server.StartedChecker()}

@@ -180,3 +180,14 @@ func metric(t *testing.T, url, name string, labels map[string]string) float64 {
 }
 
 var metav1ListAll = metav1.ListOptions{} // list everything
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+func httpGet(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

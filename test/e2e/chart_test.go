@@ -1,0 +1,348 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/webhook"
+)
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(suite.cluster.BinDir, "helm"), append(args, "--kubeconfig", suite.cluster.Kubeconfig)...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	t.Logf("helm %s\n%s", strings.Join(args, " "), out)
+	return string(out), err
+}
+
+func chartDir() string { return filepath.Join(suite.repo, "charts", "rollout-guard") }
+
+// documents splits rendered YAML and returns the documents of a kind.
+func documents(t *testing.T, rendered, kind string) [][]byte {
+	t.Helper()
+	r := utilyaml.NewYAMLReader(bufioReader(rendered))
+	var out [][]byte
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			return out
+		}
+		var head struct {
+			Kind string `json:"kind"`
+		}
+		if yaml.Unmarshal(doc, &head) == nil && head.Kind == kind {
+			out = append(out, doc)
+		}
+	}
+}
+
+// renderedConfig extracts rollout-guard's config file from a rendering and checks it loads and validates.
+func renderedConfig(t *testing.T, rendered string) config.Options {
+	t.Helper()
+	cms := documents(t, rendered, "ConfigMap")
+	if len(cms) == 0 {
+		t.Fatal("no ConfigMap rendered")
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(cms[0], &cm); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := config.Default()
+	if err := opts.LoadFile(path); err != nil {
+		t.Fatalf("the chart's config does not load: %v", err)
+	}
+	if err := opts.Validate(); err != nil {
+		t.Fatalf("the chart's config is invalid: %v", err)
+	}
+	return opts
+}
+
+func TestChartRendersLintsAndValidates(t *testing.T) {
+	t.Parallel()
+	if out, err := helm(t, "lint", "--strict", chartDir()); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+	withCM, err := helm(t, "template", "rg", chartDir(), "--namespace", "rollout-guard")
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	selfManaged, err := helm(t, "template", "rg", chartDir(), "--namespace", "rollout-guard", "--set", "certManager.enabled=false")
+	if err != nil {
+		t.Fatalf("helm template certManager.enabled=false: %v", err)
+	}
+	if out, err := helm(t, "template", "rg", chartDir(), "--set", "webhook.replicas=three"); err == nil || !strings.Contains(out, "/webhook/replicas") {
+		t.Errorf("a wrong value type was not refused by the schema:\n%s", out)
+	}
+	if out, err := helm(t, "template", "rg", chartDir(), "--set", "webhook.mutatingTimeoutSeconds=5"); err == nil {
+		t.Errorf("a mutating timeout above 2 s was accepted:\n%s", out)
+	}
+
+	// cert-manager mode: the CA chain is cert-manager's, the configurations ask for injection, no caBundle is templated.
+	opts := renderedConfig(t, withCM)
+	if opts.Webhook.SelfManagedCerts.Enabled {
+		t.Error("self-managed certificates enabled alongside cert-manager")
+	}
+	var serving *cmapi.Certificate
+	for _, doc := range documents(t, withCM, "Certificate") {
+		var c cmapi.Certificate
+		if err := yaml.UnmarshalStrict(doc, &c); err != nil {
+			t.Fatalf("rendered Certificate is not a cert-manager Certificate: %v", err)
+		}
+		if !c.Spec.IsCA {
+			serving = &c
+		}
+	}
+	if serving == nil || !slices.Contains(serving.Spec.DNSNames, "rg-rollout-guard-webhook.rollout-guard.svc") || serving.Spec.IssuerRef.Name != "rg-rollout-guard-ca" {
+		t.Fatalf("serving Certificate = %+v", serving)
+	}
+	if strings.Contains(withCM, "caBundle:") || !strings.Contains(withCM, "cert-manager.io/inject-ca-from: rollout-guard/"+serving.Name) {
+		t.Error("webhook configurations must carry inject-ca-from and no caBundle")
+	}
+	// Self-managed mode: no cert-manager objects, and rollout-guard is told to manage its certificates.
+	if len(documents(t, selfManaged, "Certificate")) != 0 || !renderedConfig(t, selfManaged).Webhook.SelfManagedCerts.Enabled {
+		t.Error("certManager.enabled=false still renders Certificates or leaves self-managed certificates off")
+	}
+	// The chart's rules and selectors are the ones dev mode registers.
+	var chartV admissionregistrationv1.ValidatingWebhookConfiguration
+	var chartM admissionregistrationv1.MutatingWebhookConfiguration
+	if err := yaml.Unmarshal(documents(t, withCM, "ValidatingWebhookConfiguration")[0], &chartV); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(documents(t, withCM, "MutatingWebhookConfiguration")[0], &chartM); err != nil {
+		t.Fatal(err)
+	}
+	devM, devV := webhook.Configurations(admissionregistrationv1.WebhookClientConfig{}, opts, admissionregistrationv1.Ignore)
+	if !reflect.DeepEqual(chartM.Webhooks[0].Rules, devM.Webhooks[0].Rules) || !reflect.DeepEqual(chartV.Webhooks[0].Rules, devV.Webhooks[0].Rules) {
+		t.Errorf("chart rules differ from the code's:\nchart %v / %v\ncode  %v / %v", chartM.Webhooks[0].Rules, chartV.Webhooks[0].Rules, devM.Webhooks[0].Rules, devV.Webhooks[0].Rules)
+	}
+	if !reflect.DeepEqual(chartM.Webhooks[0].NamespaceSelector, devM.Webhooks[0].NamespaceSelector) {
+		t.Errorf("namespaceSelector: chart %v, code %v", chartM.Webhooks[0].NamespaceSelector, devM.Webhooks[0].NamespaceSelector)
+	}
+	m := chartM.Webhooks[0]
+	if *m.FailurePolicy != admissionregistrationv1.Ignore || *m.TimeoutSeconds > 2 || *m.SideEffects != admissionregistrationv1.SideEffectClassNone || *m.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+		t.Errorf("mutating webhook settings: %+v", m)
+	}
+	// Restricted pod security on every container.
+	for _, doc := range documents(t, withCM, "Deployment") {
+		s := string(doc)
+		for _, want := range []string{"runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "drop: [ALL]", "type: RuntimeDefault", "GOMEMLIMIT", "limits:"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("a Deployment lacks %q", want)
+			}
+		}
+	}
+}
+
+// helm install in both modes on the local cluster, RBAC checked with kubectl auth can-i,
+// rollout-guard run with the chart's ServiceAccount identity in self-managed mode, and
+// helm uninstall leaving no webhook configuration behind.
+func TestChartInstall(t *testing.T) {
+	t.Parallel()
+	cmDir := strings.TrimSpace(mustGo(t, "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager"))
+	if err := suite.cluster.InstallCRDs(context.Background(), filepath.Join(cmDir, "deploy", "crds")); err != nil {
+		t.Fatalf("cert-manager CRDs: %v", err)
+	}
+	for _, mode := range []struct {
+		name        string
+		certManager bool
+	}{{"cert-manager", true}, {"self-managed", false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ns := namespace(t)
+			release := "rg-" + ns[len(ns)-6:]
+			full := release + "-rollout-guard"
+			port := freeTCPPort(t)
+			// Scoped to namespaces labelled for this test, and a short timeout: the in-cluster Service
+			// cannot be reached here (no kube-proxy), so other tests must not wait on it.
+			args := []string{"install", release, chartDir(), "--namespace", ns,
+				"--set", fmt.Sprintf("certManager.enabled=%v", mode.certManager),
+				"--set", "webhook.namespaceSelector.matchLabels.rollout-guard-chart-test=" + release,
+				"--set", "webhook.timeoutSeconds=1", "--set", "webhook.mutatingTimeoutSeconds=1"}
+			if !mode.certManager {
+				args = append(args, "--set", fmt.Sprintf("webhook.url=https://127.0.0.1:%d", port))
+			}
+			if out, err := helm(t, args...); err != nil {
+				t.Fatalf("helm install: %v\n%s", err, out)
+			}
+			uninstalled := false
+			t.Cleanup(func() {
+				if !uninstalled {
+					helm(t, "uninstall", release, "--namespace", ns)
+				}
+			})
+			checkRBAC(t, ns, full, mode.certManager)
+			if !mode.certManager {
+				runWithChartIdentity(t, ns, release, full, port)
+			}
+			if out, err := helm(t, "uninstall", release, "--namespace", ns, "--wait"); err != nil {
+				t.Fatalf("helm uninstall: %v\n%s", err, out)
+			}
+			uninstalled = true
+			for _, kind := range []string{"mutatingwebhookconfiguration", "validatingwebhookconfiguration"} {
+				if r := kubectl(t, "", "get", kind, full); r.err == nil {
+					t.Errorf("%s %s left behind after helm uninstall", kind, full)
+				}
+			}
+		})
+	}
+}
+
+func checkRBAC(t *testing.T, ns, full string, certManager bool) {
+	t.Helper()
+	webhookSA := "system:serviceaccount:" + ns + ":" + full + "-webhook"
+	watcherSA := "system:serviceaccount:" + ns + ":" + full + "-watcher"
+	checks := []struct {
+		as, verb, resource, namespace string
+		want                          bool
+	}{
+		{watcherSA, "patch", "deployments.apps", "default", true},
+		{watcherSA, "watch", "replicasets.apps", "default", true},
+		{watcherSA, "patch", "replicasets.apps", "default", true},
+		{watcherSA, "list", "pods", "default", true},
+		{watcherSA, "create", "events.events.k8s.io", "default", true},
+		{watcherSA, "update", "leases.coordination.k8s.io", ns, true},
+		{watcherSA, "update", "leases.coordination.k8s.io", "default", false},
+		{watcherSA, "list", "secrets", "", false},
+		{watcherSA, "delete", "deployments.apps", "default", false},
+		{webhookSA, "list", "rolloutpolicies.rollout-guard.io", "", true},
+		{webhookSA, "update", "rolloutpolicies.rollout-guard.io --subresource=status", "", true},
+		{webhookSA, "watch", "namespaces", "", true},
+		{webhookSA, "list", "secrets", "", false},
+		{webhookSA, "list", "secrets", ns, false},
+		{webhookSA, "update", "deployments.apps", "default", false},
+	}
+	if !certManager {
+		checks = append(checks,
+			struct {
+				as, verb, resource, namespace string
+				want                          bool
+			}{webhookSA, "create", "secrets", ns, true},
+			struct {
+				as, verb, resource, namespace string
+				want                          bool
+			}{webhookSA, "update", "mutatingwebhookconfigurations.admissionregistration.k8s.io/" + full, "", true})
+	}
+	for _, c := range checks {
+		args := append([]string{"auth", "can-i", c.verb}, strings.Fields(c.resource)...)
+		args = append(args, "--as", c.as)
+		if c.namespace != "" {
+			args = append(args, "-n", c.namespace)
+		} else {
+			args = append(args, "--all-namespaces")
+		}
+		r := kubectl(t, "", args...)
+		if got := strings.TrimSpace(r.stdout) == "yes"; got != c.want {
+			t.Errorf("%s can %s %s in %q: %v, want %v", c.as, c.verb, c.resource, c.namespace, got, c.want)
+		}
+	}
+}
+
+// runWithChartIdentity runs `rollout-guard webhook` with the chart's config
+// and ServiceAccount token, serving at the chart's webhook.url.
+func runWithChartIdentity(t *testing.T, ns, release, full string, port int) {
+	t.Helper()
+	dir := t.TempDir()
+	token := strings.TrimSpace(mustKubectl(t, "", "-n", ns, "create", "token", full+"-webhook", "--duration=1h").stdout)
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: %s, certificate-authority: %s}}]
+users: [{name: sa, user: {token: %s}}]
+contexts: [{name: sa, context: {cluster: local, user: sa}}]
+current-context: sa
+`, suite.cluster.Server, suite.cluster.CAFile, token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	cm := mustKubectl(t, "", "-n", ns, "get", "configmap", full, "-o", `jsonpath={.data.config\.yaml}`)
+	if err := os.WriteFile(cfg, []byte(cm.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	metricsPort, healthPort := freeTCPPort(t), freeTCPPort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, suite.binary, "webhook", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns,
+		"--webhook-host", "127.0.0.1", "--webhook-port", strconv.Itoa(port), "--cert-dir", filepath.Join(dir, "certs"),
+		"--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort), "--health-addr", "127.0.0.1:"+strconv.Itoa(healthPort))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("rollout-guard (chart identity) log:\n%s", logs.String())
+		}
+	})
+	cs := clientset(t)
+	eventually(t, 60*time.Second, "the Secret created and the caBundle filled by rollout-guard", func(ctx context.Context) (bool, error) {
+		if _, err := cs.CoreV1().Secrets(ns).Get(ctx, full+"-webhook-tls", metav1.GetOptions{}); err != nil {
+			return false, err
+		}
+		m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, full, metav1.GetOptions{})
+		if err != nil || len(m.Webhooks[0].ClientConfig.CABundle) == 0 {
+			return false, err
+		}
+		v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, full, metav1.GetOptions{})
+		return err == nil && len(v.Webhooks[0].ClientConfig.CABundle) > 0, err
+	})
+	target := namespace(t)
+	mustKubectl(t, "", "label", "namespace", target, "rollout-guard-chart-test="+release)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	eventually(t, 30*time.Second, "the webhook serving", func(context.Context) (bool, error) {
+		r, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
+		return err == nil && r == 200, nil
+	})
+	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", target, "apply", "-f", "-")
+	for _, hook := range []string{"mutating", "validating"} {
+		if n := metric(t, metricsURL, "rollout_guard_admission_requests_total", map[string]string{"webhook": hook, "operation": "CREATE"}); n < 1 {
+			t.Errorf("kubectl apply did not pass through the chart's %s webhook (requests %v)", hook, n)
+		}
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func mustGo(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = suite.repo
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
