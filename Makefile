@@ -66,9 +66,10 @@ demo: ## Play the seeds' story on a fresh local cluster with kubectl (KEEP=1 lea
 	@if [ -z "$(KEEP)" ]; then $(MAKE) dev-down; else echo "KEEP=1: cluster left running; export KUBECONFIG=$(DEV_DIR)/kubeconfig; make dev-down stops it"; fi
 
 .PHONY: bench
-bench: ## Benchmarks (admission handlers, policy evaluation); results in .cache/bench.txt
+bench: cluster-bins ## Benchmarks (handlers, policy evaluation) and the watcher scale test; results in .cache/bench.txt, .cache/scale.txt
 	mkdir -p .cache
-	go test -run '^$$' -bench . -benchmem -count 5 ./mutate/... ./policies/... ./webhook/... ./rollback/... | tee .cache/bench.txt
+	go test -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./policies/... ./webhook/... | tee .cache/bench.txt
+	go run ./test/scale -deployments $(or $(DEPLOYMENTS),2000) -bin-dir "$(BIN_DIR)" -out .cache/scale.txt
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the cluster binary cache)

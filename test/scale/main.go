@@ -1,0 +1,354 @@
+// Command scale measures the rollback watcher against the local cluster:
+//
+//   - memory: watcher RSS with N Deployments (default 2,000), each with 2
+//     ReplicaSets and 2 pods;
+//   - reaction: from the moment a Deployment is seen with
+//     ProgressDeadlineExceeded to the moment its undo is seen (p50, p99);
+//   - ImagePullBackOff: from the bad pod's creation to the undo, against the
+//     grace period.
+//
+// It is run by `make bench`, not by CI: it takes several minutes on 2 cores.
+//
+//	go run ./test/scale -deployments 2000 -out .cache/scale.txt
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/rollout-guard/rollout-guard/test/cluster"
+)
+
+func main() {
+	n := flag.Int("deployments", 2000, "Deployments for the memory measurement")
+	samples := flag.Int("samples", 20, "stalled Deployments for the reaction measurement")
+	binDir := flag.String("bin-dir", ".cache/bin", "control plane binaries")
+	out := flag.String("out", "", "also write the report to this file")
+	flag.Parse()
+	report, err := run(*n, *samples, *binDir)
+	fmt.Print(report)
+	if *out != "" {
+		_ = os.WriteFile(*out, []byte(report), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, samples int, binDir string) (string, error) {
+	var rep strings.Builder
+	logf := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		fmt.Fprintln(os.Stderr, time.Now().Format("15:04:05"), line)
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "rollout-guard-scale-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	absBin, _ := filepath.Abs(binDir)
+	binary := filepath.Join(dir, "rollout-guard")
+	if out, err := exec.Command("go", "build", "-o", binary, "./cmd/rollout-guard").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: absBin, Dir: dir, Logf: logf})
+	if err != nil {
+		return "", err
+	}
+	defer c.Stop()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("rollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\n"), 0o600); err != nil {
+		return "", err
+	}
+	if _, err := c.StartWatcher(ctx, "rollout-guard-watcher", binary, false, "--kubeconfig", c.Kubeconfig, "--namespace", "default", "--config", cfg); err != nil {
+		return "", err
+	}
+	watcherPID := c.Processes[len(c.Processes)-1].PID
+	restCfg, err := c.RESTConfig()
+	if err != nil {
+		return "", err
+	}
+	restCfg.QPS, restCfg.Burst = 500, 1000
+	cs := kubernetes.NewForConfigOrDie(restCfg)
+
+	fmt.Fprintf(&rep, "rollout-guard watcher scale report (%s, %d cores)\n\n", time.Now().UTC().Format(time.RFC3339), runtimeCPUs())
+
+	// Memory: N Deployments x (2 ReplicaSets, 2 pods).
+	start := time.Now()
+	namespaces := (n + 99) / 100
+	for i := range namespaces {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("scale-%d", i)}}, metav1.CreateOptions{}); err != nil {
+			return rep.String(), err
+		}
+	}
+	if err := parallel(n, 32, func(i int) error {
+		_, err := cs.AppsV1().Deployments(fmt.Sprintf("scale-%d", i/100)).Create(ctx, deployment(fmt.Sprintf("app-%d", i), "nginx:1.7.9", 2), metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return rep.String(), err
+	}
+	logf("created %d Deployments in %s", n, time.Since(start).Round(time.Second))
+	if err := waitAllAvailable(ctx, cs, namespaces, n, 20*time.Minute, logf); err != nil {
+		return rep.String(), err
+	}
+	if err := parallel(n, 32, func(i int) error {
+		patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.9.1"}]}}}}`)
+		_, err := cs.AppsV1().Deployments(fmt.Sprintf("scale-%d", i/100)).Patch(ctx, fmt.Sprintf("app-%d", i), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}); err != nil {
+		return rep.String(), err
+	}
+	if err := waitAllAvailable(ctx, cs, namespaces, n, 20*time.Minute, logf); err != nil {
+		return rep.String(), err
+	}
+	time.Sleep(20 * time.Second) // let the watcher mark every ReplicaSet and settle
+	var rsCount, podCount int
+	for i := range namespaces {
+		ns := fmt.Sprintf("scale-%d", i)
+		rs, _ := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		pods, _ := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		rsCount += len(rs.Items)
+		podCount += len(pods.Items)
+	}
+	rss, hwm := memory(watcherPID)
+	fmt.Fprintf(&rep, "memory: %d Deployments, %d ReplicaSets, %d pods: watcher RSS %.1f MiB (peak %.1f MiB); goal <= 100 MiB\n",
+		n, rsCount, podCount, rss, hwm)
+	fmt.Fprintf(&rep, "setup took %s\n\n", time.Since(start).Round(time.Second))
+
+	// Reaction to ProgressDeadlineExceeded; the image-pull grace is set long so that only the deadline triggers.
+	reaction, err := measureReaction(ctx, cs, samples, "deadline", map[string]string{"rollout-guard.io/image-pull-grace-period": "30m"}, logf)
+	if err != nil {
+		return rep.String(), err
+	}
+	fmt.Fprintf(&rep, "ProgressDeadlineExceeded seen -> undo seen, %d Deployments: %s; goal p99 <= 1s\n", len(reaction), summary(reaction))
+	pull, err := measureReaction(ctx, cs, samples, "pull", map[string]string{"rollout-guard.io/image-pull-grace-period": "5s"}, logf)
+	if err != nil {
+		return rep.String(), err
+	}
+	fmt.Fprintf(&rep, "bad pod created -> undo seen, grace 5s, %d Deployments: %s; goal <= grace + 2s\n", len(pull), summary(pull))
+	return rep.String(), nil
+}
+
+func deployment(name, image string, replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas), RevisionHistoryLimit: ptr.To[int32](5),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: image}}},
+			},
+		},
+	}
+}
+
+func waitAllAvailable(ctx context.Context, cs kubernetes.Interface, namespaces, n int, timeout time.Duration, logf func(string, ...any)) error {
+	last := time.Now()
+	return wait.PollUntilContextTimeout(ctx, 3*time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		done := 0
+		for i := range namespaces {
+			list, err := cs.AppsV1().Deployments(fmt.Sprintf("scale-%d", i)).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, d := range list.Items {
+				if d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == 2 && d.Status.AvailableReplicas == 2 && d.Status.Replicas == 2 {
+					done++
+				}
+			}
+		}
+		if time.Since(last) > 30*time.Second {
+			logf("%d of %d Deployments rolled out", done, n)
+			last = time.Now()
+		}
+		return done == n, nil
+	})
+}
+
+// measureReaction makes k Deployments good, then breaks them all at once,
+// and measures, per Deployment, from the signal to the undo, both as seen
+// through a watch: the deadline condition, or the bad pod's creation.
+func measureReaction(ctx context.Context, cs kubernetes.Interface, k int, kind string, annotations map[string]string, logf func(string, ...any)) ([]time.Duration, error) {
+	ns := "reaction-" + kind
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	for i := range k {
+		d := deployment(fmt.Sprintf("r-%d", i), "nginx:1.9.1", 1)
+		d.Annotations = annotations
+		d.Spec.Strategy = appsv1.DeploymentStrategy{}
+		d.Spec.ProgressDeadlineSeconds = ptr.To[int32](10)
+		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	if err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		sets, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		good := 0
+		for _, rs := range sets.Items {
+			if rs.Annotations["rollout-guard.io/known-good"] != "" {
+				good++
+			}
+		}
+		return good == k, nil
+	}); err != nil {
+		return nil, fmt.Errorf("wait for known-good marks in %s: %w", ns, err)
+	}
+	var mu sync.Mutex
+	signal, undone := map[string]time.Time{}, map[string]time.Time{}
+	dw, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer dw.Stop()
+	pw, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer pw.Stop()
+	go func() {
+		for ev := range pw.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || kind != "pull" || p.Spec.Containers[0].Image != "nginx:1.161" {
+				continue
+			}
+			mu.Lock()
+			if _, seen := signal[p.Labels["app"]]; !seen {
+				signal[p.Labels["app"]] = time.Now()
+			}
+			mu.Unlock()
+		}
+	}()
+	for i := range k {
+		patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.161"}]}}}}`)
+		if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, fmt.Sprintf("r-%d", i), types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	deadline := time.After(3 * time.Minute)
+	for {
+		mu.Lock()
+		done := len(undone)
+		mu.Unlock()
+		if done == k {
+			break
+		}
+		select {
+		case ev := <-dw.ResultChan():
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if !ok {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			if kind == "deadline" {
+				for _, c := range d.Status.Conditions {
+					if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+						if _, seen := signal[d.Name]; !seen {
+							signal[d.Name] = now
+						}
+					}
+				}
+			}
+			if _, bad := signal[d.Name]; bad && d.Spec.Template.Spec.Containers[0].Image == "nginx:1.9.1" {
+				if _, seen := undone[d.Name]; !seen {
+					undone[d.Name] = now
+				}
+			}
+			mu.Unlock()
+		case <-deadline:
+			logf("%s: only %d of %d undone", kind, len(undone), k)
+			return nil, fmt.Errorf("%s: %d of %d Deployments rolled back within 3 minutes", kind, len(undone), k)
+		}
+	}
+	var out []time.Duration
+	for name, t := range undone {
+		out = append(out, t.Sub(signal[name]))
+	}
+	return out, nil
+}
+
+func summary(ds []time.Duration) string {
+	slices.Sort(ds)
+	pct := func(p int) time.Duration { return ds[min(len(ds)-1, len(ds)*p/100)] }
+	return fmt.Sprintf("p50 %s, p99 %s, max %s", pct(50).Round(time.Millisecond), pct(99).Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+}
+
+func parallel(n, workers int, fn func(int) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// memory reads the resident set size and its peak, in MiB.
+func memory(pid int) (rss, peak float64) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(f)
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(fields[1], 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return rss, peak
+}
+
+func runtimeCPUs() int {
+	out, _ := exec.Command("nproc").Output()
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
