@@ -1,7 +1,16 @@
 package webhook
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/klog/v2"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // Metrics are the webhook's Prometheus collectors.
@@ -52,4 +61,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// guard runs an admission handler: it times and counts the answer, and turns
+// a panic into an error answer logged with the request UID, so that no panic
+// reaches the API server.
+func (m *Metrics) guard(ctx context.Context, webhook string, req admission.Request, handle func(logr.Logger) admission.Response) (resp admission.Response) {
+	start := time.Now()
+	log := logf.FromContext(ctx).WithValues("uid", req.UID, "kind", req.Kind.Kind, "object", klog.KRef(req.Namespace, req.Name), "operation", req.Operation)
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error(fmt.Errorf("panic: %v", p), "Admission handler panicked", "webhook", webhook)
+			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard: internal error (request %s)", req.UID))
+		}
+		m.duration.WithLabelValues(webhook).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(webhook, string(req.Operation), decision(resp)).Inc()
+	}()
+	return handle(log)
 }

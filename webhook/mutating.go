@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -47,16 +47,11 @@ const mutatingName = "mutating"
 // Handle implements admission.Handler. It never panics: a panic is logged
 // with the request UID and answered with an error, which the API server
 // ignores for this webhook (failurePolicy Ignore).
-func (m *Mutator) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
-	start := time.Now()
-	log := logf.FromContext(ctx).WithValues("uid", req.UID, "kind", req.Kind.Kind, "object", klog.KRef(req.Namespace, req.Name), "operation", req.Operation)
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error(fmt.Errorf("panic: %v", p), "Mutating webhook panicked")
-			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard: internal error (request %s)", req.UID))
-		}
-		m.observe(req, resp, start)
-	}()
+func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return m.metrics.guard(ctx, mutatingName, req, func(log logr.Logger) admission.Response { return m.handle(ctx, log, req) })
+}
+
+func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Request) admission.Response {
 	if req.SubResource != "" || !handledOperation(req.Operation) || slices.Contains(m.skip, req.Namespace) {
 		return admission.Allowed("")
 	}
@@ -200,14 +195,9 @@ func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request) (
 	return false, nil
 }
 
-func (m *Mutator) observe(req admission.Request, resp admission.Response, start time.Time) {
-	m.metrics.duration.WithLabelValues(mutatingName).Observe(time.Since(start).Seconds())
-	m.metrics.requests.WithLabelValues(mutatingName, string(req.Operation), decision(resp)).Inc()
-}
-
 func decision(resp admission.Response) string {
 	switch {
-	case resp.Result != nil && resp.Result.Code >= http.StatusBadRequest && resp.Allowed == false && resp.Result.Reason != metav1.StatusReasonForbidden:
+	case resp.Result != nil && resp.Result.Code >= http.StatusBadRequest && !resp.Allowed && resp.Result.Reason != metav1.StatusReasonForbidden:
 		return "error"
 	case !resp.Allowed:
 		return "denied"

@@ -11,13 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/rollout-guard/rollout-guard/config"
@@ -48,17 +47,11 @@ func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet
 const validatingName = "validating"
 
 // Handle implements admission.Handler.
-func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
-	start := time.Now()
-	log := logf.FromContext(ctx).WithValues("uid", req.UID, "kind", req.Kind.Kind, "object", klog.KRef(req.Namespace, req.Name), "operation", req.Operation)
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error(fmt.Errorf("panic: %v", p), "Validating webhook panicked")
-			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard: internal error (request %s)", req.UID))
-		}
-		v.metrics.duration.WithLabelValues(validatingName).Observe(time.Since(start).Seconds())
-		v.metrics.requests.WithLabelValues(validatingName, string(req.Operation), decision(resp)).Inc()
-	}()
+func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return v.metrics.guard(ctx, validatingName, req, func(log logr.Logger) admission.Response { return v.handle(ctx, log, req) })
+}
+
+func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.Request) admission.Response {
 	if req.SubResource != "" || !handledOperation(req.Operation) {
 		return admission.Allowed("")
 	}

@@ -57,14 +57,20 @@ func waitKnownGood(t *testing.T, ns, name string) {
 	})
 }
 
+// goodNginx applies the nginx seed and waits until the watcher knows its revision is good.
+func goodNginx(t *testing.T, ns string) {
+	t.Helper()
+	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
+	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
+	waitKnownGood(t, ns, "nginx-deployment")
+}
+
 // The seeds' story: a good update is left alone, a typo is rolled back to the
 // last good revision exactly like kubectl rollout undo, and only once.
 func TestRollbackSeedsStory(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
-	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
-	waitKnownGood(t, ns, "nginx-deployment")
+	goodNginx(t, ns)
 
 	mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.9.1")
 	d := waitAvailable(t, ns, "nginx-deployment", 90*time.Second)
@@ -137,9 +143,7 @@ func TestRollbackSeedsStory(t *testing.T) {
 func TestRollbackCrashLoop(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
-	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
-	waitKnownGood(t, ns, "nginx-deployment")
+	goodNginx(t, ns)
 	mustKubectl(t, "", "-n", ns, "patch", "deployment", "nginx-deployment", "-p",
 		`{"spec":{"template":{"metadata":{"annotations":{"sim.rollout-guard.io/crash":"true"}},"spec":{"containers":[{"name":"nginx","image":"nginx:1.9.1"}]}}}}`)
 	ev := waitEvent(t, ns, "nginx-deployment", "RolloutGuardRolledBack", 90*time.Second)
@@ -156,9 +160,7 @@ func TestRollbackCrashLoop(t *testing.T) {
 func TestRollbackUnschedulableIsReported(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
-	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
-	waitKnownGood(t, ns, "nginx-deployment")
+	goodNginx(t, ns)
 	mustKubectl(t, "", "-n", ns, "patch", "deployment", "nginx-deployment", "-p",
 		`{"spec":{"template":{"spec":{"nodeSelector":{"disk":"ssd-that-no-node-has"}}}}}`)
 	ev := waitEvent(t, ns, "nginx-deployment", "RolloutGuardStallDetected", 60*time.Second)
@@ -180,9 +182,7 @@ func TestRollbackLeavesPausedAndSlowRolloutsAlone(t *testing.T) {
 	t.Run("paused", func(t *testing.T) {
 		t.Parallel()
 		ns := namespace(t)
-		mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
-		waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
-		waitKnownGood(t, ns, "nginx-deployment")
+		goodNginx(t, ns)
 		mustKubectl(t, "", "-n", ns, "annotate", "deployment", "nginx-deployment", "rollout-guard.io/image-pull-grace-period=8s")
 		mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.161")
 		mustKubectl(t, "", "-n", ns, "rollout", "pause", "deployment/nginx-deployment")
@@ -214,9 +214,7 @@ func TestRollbackLeavesPausedAndSlowRolloutsAlone(t *testing.T) {
 func TestRollbackDoesNotFightManualUndo(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
-	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
-	waitKnownGood(t, ns, "nginx-deployment")
+	goodNginx(t, ns)
 	mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.9.1")
 	waitAvailable(t, ns, "nginx-deployment", 90*time.Second)
 	waitKnownGood(t, ns, "nginx-deployment")
