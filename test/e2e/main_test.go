@@ -93,6 +93,12 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	if err := c.StartRolloutGuard(ctx, suite.binary, configFile, false, logf, "--zap-log-level", "debug"); err != nil {
 		return c, err
 	}
+	// A second watcher, without leader election, acts on the same Deployments: every test that
+	// counts exactly one rollback or skip Event also proves that two watchers never act twice.
+	if _, err := c.StartWatcher(ctx, "rollout-guard-watcher-2", suite.binary, false,
+		"--kubeconfig", c.Kubeconfig, "--namespace", "rollout-guard", "--config", configFile); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

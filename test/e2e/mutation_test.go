@@ -108,24 +108,34 @@ func TestMutationIsTransparentToApplyAndDiff(t *testing.T) {
 	}
 }
 
-// A server-side dry run gets the same mutation and counts nothing.
+// A server-side dry run gets the same mutation and counts nothing. Not
+// parallel: Go runs sequential tests before it releases the parallel ones,
+// so no other test moves the counters meanwhile.
 func TestMutationDryRunHasNoSideEffects(t *testing.T) {
-	t.Parallel()
 	ns := namespace(t)
 	url := suite.cluster.Guard.WebhookMetricsURL
 	labels := map[string]string{"kind": "Deployment", "field": "readinessProbe"}
-	// Other tests mutate in parallel; the count must not move because of this dry run alone,
-	// so compare against a dry run in a namespace nobody else uses and an object that never exists.
+	before := metric(t, url, "rollout_guard_mutations_total", labels)
 	r := mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-o", "json", "-f", "-")
 	var d appsv1.Deployment
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
 		t.Fatalf("decode dry-run output: %v", err)
 	}
 	checkDeployment(t, &d, wantDefaults{"25%", "0", 120, 5, 5, "80"})
+	if !strings.Contains(r.stderr, "rollout-guard: set readinessProbe") {
+		t.Errorf("the dry run printed no mutation warnings:\n%s", r.stderr)
+	}
 	if _, err := clientset(t).AppsV1().Deployments(ns).Get(context.Background(), "nginx-deployment", metav1.GetOptions{}); err == nil {
 		t.Error("dry run created the Deployment")
 	}
-	_ = metric(t, url, "rollout_guard_mutations_total", labels)
+	if after := metric(t, url, "rollout_guard_mutations_total", labels); after != before {
+		t.Errorf("rollout_guard_mutations_total moved on a dry run: %v -> %v", before, after)
+	}
+	// The same apply for real does count: the metric is live, so the check above means something.
+	mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "-f", "-")
+	if after := metric(t, url, "rollout_guard_mutations_total", labels); after != before+1 {
+		t.Errorf("rollout_guard_mutations_total after a real apply: %v -> %v, want +1", before, after)
+	}
 }
 
 // kubectl rollout undo re-adopts the previous ReplicaSet: no new ReplicaSet,
