@@ -23,6 +23,10 @@ import (
 type Options struct {
 	// Kubeconfig is the path of a kubeconfig; empty means in-cluster or $KUBECONFIG.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// KubeAPIQPS and KubeAPIBurst limit requests to the API server. client-go's
+	// own default (5 QPS) would make marking thousands of ReplicaSets take minutes.
+	KubeAPIQPS   float32 `json:"kubeAPIQPS"`
+	KubeAPIBurst int     `json:"kubeAPIBurst"`
 	// Namespace is the namespace rollout-guard runs in. It is never mutated or
 	// validated, and holds the leader election lease.
 	Namespace string          `json:"namespace"`
@@ -89,6 +93,8 @@ type Rollback struct {
 	// CircuitBreaker stops automatic rollbacks when many Deployments stall at
 	// once: that is a cluster problem, not a bad release.
 	CircuitBreaker CircuitBreaker `json:"circuitBreaker"`
+	// Workers is how many Deployments the watcher reconciles at once.
+	Workers int `json:"workers"`
 	// Selector limits the watcher to Deployments whose labels match (label
 	// selector syntax, e.g. "tier!=experimental"); empty means all.
 	Selector string `json:"selector,omitempty"`
@@ -117,7 +123,9 @@ const (
 // Default returns the built-in Options.
 func Default() Options {
 	return Options{
-		Namespace: "rollout-guard",
+		Namespace:    "rollout-guard",
+		KubeAPIQPS:   50,
+		KubeAPIBurst: 100,
 		Webhook: Webhook{
 			Port: 9443, CertDir: "/tmp/rollout-guard/certs",
 			MetricsAddr: ":8080", HealthAddr: ":8081",
@@ -139,6 +147,7 @@ func Default() Options {
 			Mode:                 ModeEnforce,
 			ImagePullGracePeriod: metav1.Duration{Duration: 60 * time.Second},
 			CrashLoopRestarts:    3,
+			Workers:              4,
 			CircuitBreaker:       CircuitBreaker{MaxStalls: 5, Window: metav1.Duration{Duration: 5 * time.Minute}},
 		},
 		Dev: Dev{FailurePolicy: "Ignore"},
@@ -176,6 +185,9 @@ func (o Options) Validate() error {
 	var errs field.ErrorList
 	if o.Namespace == "" {
 		errs = append(errs, field.Required(field.NewPath("namespace"), "rollout-guard's own namespace"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, field.Invalid(field.NewPath("kubeAPIQPS"), o.KubeAPIQPS, "kubeAPIQPS and kubeAPIBurst must be positive"))
 	}
 	w := field.NewPath("webhook")
 	if o.Webhook.Port < 1 || o.Webhook.Port > 65535 {
@@ -222,6 +234,9 @@ func (o Options) Validate() error {
 	}
 	if o.Rollback.ImagePullGracePeriod.Duration <= 0 {
 		errs = append(errs, field.Invalid(r.Child("imagePullGracePeriod"), o.Rollback.ImagePullGracePeriod.Duration.String(), "must be positive"))
+	}
+	if o.Rollback.Workers < 1 || o.Rollback.Workers > 64 {
+		errs = append(errs, field.Invalid(r.Child("workers"), o.Rollback.Workers, "must be between 1 and 64"))
 	}
 	if o.Rollback.CrashLoopRestarts < 1 {
 		errs = append(errs, field.Invalid(r.Child("crashLoopRestarts"), o.Rollback.CrashLoopRestarts, "must be at least 1"))
