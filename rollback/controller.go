@@ -36,7 +36,9 @@ const ownerIndex = ".metadata.controllerUID"
 
 // Reconciler rolls back stalled Deployments.
 type Reconciler struct {
-	client   client.Client
+	client client.Client
+	// live reads around the cache: the undo's target template, which the cache trims.
+	live     client.Reader
 	opts     config.Rollback
 	breaker  *Breaker
 	recorder events.EventRecorder
@@ -45,9 +47,9 @@ type Reconciler struct {
 }
 
 // NewReconciler builds the reconciler.
-func NewReconciler(c client.Client, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
+func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
 	return &Reconciler{
-		client: c, opts: opts, recorder: recorder, metrics: metrics, now: now,
+		client: c, live: live, opts: opts, recorder: recorder, metrics: metrics, now: now,
 		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.Window.Duration),
 	}
 }
@@ -177,7 +179,14 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 	case ActionMarkRolledBack:
 		return r.annotate(ctx, dec.Subject, AnnotationRolledBack, stamp)
 	case ActionRollback:
-		patch, err := UndoPatch(d, dec.Target, LastAction{
+		var target appsv1.ReplicaSet
+		if err := r.live.Get(ctx, client.ObjectKeyFromObject(dec.Target), &target); err != nil {
+			return fmt.Errorf("read target ReplicaSet %s: %w", klog.KObj(dec.Target), err)
+		}
+		if hashOf(&target) != hashOf(dec.Target) {
+			return fmt.Errorf("target ReplicaSet %s changed since it was observed", klog.KObj(dec.Target))
+		}
+		patch, err := UndoPatch(d, &target, LastAction{
 			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionOf(dec.Subject), ToRevision: revisionOf(dec.Target),
 			FromHash: hashOf(dec.Subject), Message: dec.Detail, Time: stamp,
 		})

@@ -44,8 +44,8 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:        {Transform: trimPod},
-			&appsv1.ReplicaSet{}: {Transform: trimManagedFields},
-			&appsv1.Deployment{}: {Transform: trimManagedFields, Label: selector},
+			&appsv1.ReplicaSet{}: {Transform: trimReplicaSet},
+			&appsv1.Deployment{}: {Transform: trimDeployment, Label: selector},
 		}},
 	})
 	if err != nil {
@@ -55,7 +55,7 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	r := NewReconciler(mgr.GetClient(), opts.Rollback, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
+	r := NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), opts.Rollback, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
@@ -108,17 +108,45 @@ func trimStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
 	return out
 }
 
-// trimManagedFields drops the field sets of managedFields but keeps who
-// manages the object: GitOps detection needs only the manager names.
-func trimManagedFields(obj any) (any, error) {
-	o, ok := obj.(client.Object)
+// trimReplicaSet keeps what decisions read: metadata, replicas, status and
+// the containers' names and images (for messages). The undo reads the
+// target's full template live, so the cache never needs it.
+func trimReplicaSet(obj any) (any, error) {
+	rs, ok := obj.(*appsv1.ReplicaSet)
 	if !ok {
 		return obj, nil
 	}
+	trimManagedFields(rs)
+	rs.Spec.Template = trimTemplate(rs.Spec.Template)
+	return rs, nil
+}
+
+// trimDeployment drops the pod template: decisions read the Deployment's
+// metadata, strategy fields and status; the undo replaces the template whole.
+func trimDeployment(obj any) (any, error) {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok {
+		return obj, nil
+	}
+	trimManagedFields(d)
+	d.Spec.Template = trimTemplate(d.Spec.Template)
+	return d, nil
+}
+
+func trimTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
+	out := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels}}
+	for _, c := range t.Spec.Containers {
+		out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	return out
+}
+
+// trimManagedFields drops the field sets of managedFields but keeps who
+// manages the object: GitOps detection needs only the manager names.
+func trimManagedFields(o client.Object) {
 	mf := o.GetManagedFields()
 	for i := range mf {
 		mf[i].FieldsV1 = nil
 	}
 	o.SetManagedFields(mf)
-	return o, nil
 }

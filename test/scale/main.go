@@ -65,7 +65,14 @@ func run(n, samples int, binDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
+	failed := true
+	defer func() {
+		if failed {
+			fmt.Fprintf(os.Stderr, "scale: logs kept in %s/logs\n", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
 	absBin, _ := filepath.Abs(binDir)
 	binary := filepath.Join(dir, "rollout-guard")
 	if out, err := exec.Command("go", "build", "-o", binary, "./cmd/rollout-guard").CombinedOutput(); err != nil {
@@ -146,6 +153,7 @@ func run(n, samples int, binDir string) (string, error) {
 		return rep.String(), err
 	}
 	fmt.Fprintf(&rep, "bad pod created -> undo seen, grace 5s, %d Deployments: %s; goal <= grace + 2s\n", len(pull), summary(pull))
+	failed = false
 	return rep.String(), nil
 }
 
@@ -283,6 +291,23 @@ func measureReaction(ctx context.Context, cs kubernetes.Interface, k int, kind s
 			mu.Unlock()
 		case <-deadline:
 			logf("%s: only %d of %d undone", kind, len(undone), k)
+			for i := range k {
+				name := fmt.Sprintf("r-%d", i)
+				if _, ok := undone[name]; ok {
+					continue
+				}
+				d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				var conds []string
+				for _, c := range d.Status.Conditions {
+					conds = append(conds, string(c.Type)+"="+string(c.Status)+"/"+c.Reason)
+				}
+				_, sawSignal := signal[name]
+				logf("  %s: image %s, signal seen %v, conditions %v, gen %d/%d, last action %s", name, d.Spec.Template.Spec.Containers[0].Image,
+					sawSignal, conds, d.Status.ObservedGeneration, d.Generation, d.Annotations["rollout-guard.io/last-action"])
+			}
 			return nil, fmt.Errorf("%s: %d of %d Deployments rolled back within 3 minutes", kind, len(undone), k)
 		}
 	}
