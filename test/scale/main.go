@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,8 +43,9 @@ func main() {
 	samples := flag.Int("samples", 20, "stalled Deployments for the reaction measurement")
 	binDir := flag.String("bin-dir", ".cache/bin", "control plane binaries")
 	out := flag.String("out", "", "also write the report to this file")
+	memLimit := flag.String("gomemlimit", "90MiB", "GOMEMLIMIT for the watcher (empty: none)")
 	flag.Parse()
-	report, err := run(*n, *samples, *binDir)
+	report, err := run(*n, *samples, *binDir, *memLimit)
 	fmt.Print(report)
 	if *out != "" {
 		_ = os.WriteFile(*out, []byte(report), 0o644)
@@ -54,7 +56,7 @@ func main() {
 	}
 }
 
-func run(n, samples int, binDir string) (string, error) {
+func run(n, samples int, binDir, memLimit string) (string, error) {
 	var rep strings.Builder
 	logf := func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
@@ -87,7 +89,13 @@ func run(n, samples int, binDir string) (string, error) {
 	if err := os.WriteFile(cfg, []byte("rollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\n"), 0o600); err != nil {
 		return "", err
 	}
-	if _, err := c.StartWatcher(ctx, "rollout-guard-watcher", binary, false, "--kubeconfig", c.Kubeconfig, "--namespace", "default", "--config", cfg); err != nil {
+	// The watcher inherits this process's environment: a soft memory limit, as the chart sets from limits.memory.
+	if memLimit != "" {
+		os.Setenv("GOMEMLIMIT", memLimit)
+	}
+	metricsURL, err := c.StartWatcher(ctx, "rollout-guard-watcher", binary, false, "--kubeconfig", c.Kubeconfig, "--namespace", "default", "--config", cfg)
+	os.Unsetenv("GOMEMLIMIT")
+	if err != nil {
 		return "", err
 	}
 	watcherPID := c.Processes[len(c.Processes)-1].PID
@@ -137,9 +145,10 @@ func run(n, samples int, binDir string) (string, error) {
 		rsCount += len(rs.Items)
 		podCount += len(pods.Items)
 	}
-	rss, hwm := memory(watcherPID)
-	fmt.Fprintf(&rep, "memory: %d Deployments, %d ReplicaSets, %d pods: watcher RSS %.1f MiB (peak %.1f MiB); goal <= 100 MiB\n",
-		n, rsCount, podCount, rss, hwm)
+	m := memory(watcherPID)
+	heap := goMetric(metricsURL, "go_memstats_heap_inuse_bytes") / (1 << 20)
+	fmt.Fprintf(&rep, "memory: %d Deployments, %d ReplicaSets, %d pods: watcher RSS %.1f MiB (anonymous %.1f, file-backed %.1f; peak %.1f), Go heap in use %.1f MiB, GOMEMLIMIT=%q; goal RSS <= 100 MiB\n",
+		n, rsCount, podCount, m["VmRSS:"], m["RssAnon:"], m["RssFile:"], m["VmHWM:"], heap, memLimit)
 	fmt.Fprintf(&rep, "setup took %s\n\n", time.Since(start).Round(time.Second))
 
 	// Reaction to ProgressDeadlineExceeded; the image-pull grace is set long so that only the deadline triggers.
@@ -228,7 +237,9 @@ func measureReaction(ctx context.Context, cs kubernetes.Interface, k int, kind s
 		return nil, fmt.Errorf("wait for known-good marks in %s: %w", ns, err)
 	}
 	var mu sync.Mutex
-	signal, undone := map[string]time.Time{}, map[string]time.Time{}
+	// sawBad: the watch has shown the bad template, so a good one after it is an undo
+	// (the watch's first events still show the old, good template).
+	signal, undone, sawBad := map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
 	dw, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
@@ -283,13 +294,29 @@ func measureReaction(ctx context.Context, cs kubernetes.Interface, k int, kind s
 					}
 				}
 			}
-			if _, bad := signal[d.Name]; bad && d.Spec.Template.Spec.Containers[0].Image == "nginx:1.9.1" {
+			if d.Spec.Template.Spec.Containers[0].Image == "nginx:1.161" {
+				sawBad[d.Name] = true
+			}
+			if _, bad := signal[d.Name]; bad && sawBad[d.Name] && d.Spec.Template.Spec.Containers[0].Image == "nginx:1.9.1" {
 				if _, seen := undone[d.Name]; !seen {
 					undone[d.Name] = now
 				}
 			}
 			mu.Unlock()
 		case <-deadline:
+			mu.Lock()
+			signalled := len(signal)
+			mu.Unlock()
+			if done == signalled && done > 0 {
+				// The rest never got a stall signal (the Deployment controller did not report its deadline):
+				// nothing for the watcher to react to, so they do not count against its reaction time.
+				logf("%s: %d of %d never signalled a stall within 3 minutes; measured the %d that did", kind, k-signalled, k, signalled)
+				var out []time.Duration
+				for name, t := range undone {
+					out = append(out, t.Sub(signal[name]))
+				}
+				return out, nil
+			}
 			logf("%s: only %d of %d undone", kind, len(undone), k)
 			for i := range k {
 				name := fmt.Sprintf("r-%d", i)
@@ -348,28 +375,37 @@ func parallel(n, workers int, fn func(int) error) error {
 	return <-errs
 }
 
-// memory reads the resident set size and its peak, in MiB.
-func memory(pid int) (rss, peak float64) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+// goMetric reads one unlabelled sample from a Prometheus endpoint.
+func goMetric(url, name string) float64 {
+	resp, err := http.Get(url)
 	if err != nil {
-		return 0, 0
+		return 0
 	}
-	defer f.Close()
-	data, _ := io.ReadAll(f)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
+		if strings.HasPrefix(line, name+" ") {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
 		}
 	}
-	return rss, peak
+	return 0
+}
+
+// memory reads the memory lines of /proc/PID/status, in MiB.
+func memory(pid int) map[string]float64 {
+	out := map[string]float64{}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if fields := strings.Fields(line); len(fields) >= 2 {
+			kb, _ := strconv.ParseFloat(fields[1], 64)
+			out[fields[0]] = kb / 1024
+		}
+	}
+	return out
 }
 
 func runtimeCPUs() int {
