@@ -23,7 +23,7 @@ func TestReloaderKeepsLastGoodVersion(t *testing.T) {
 	}
 	good := &v1alpha1.RolloutPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "no-big", Generation: 1},
-		Spec: v1alpha1.RolloutPolicySpec{Rego: "package rollout_guard.no_big\n\ndeny contains \"too many replicas\" if input.object.spec.replicas > 50\n"},
+		Spec:       v1alpha1.RolloutPolicySpec{Rego: "package rollout_guard.no_big\n\ndeny contains \"too many replicas\" if input.object.spec.replicas > 50\n"},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(good).WithStatusSubresource(good).Build()
 	ctx := context.Background()
