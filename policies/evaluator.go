@@ -170,12 +170,6 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 // Policies returns the names of the policies the evaluator runs.
 func (e *Evaluator) Policies() []string { return slices.Clone(e.names) }
 
-// Policy returns the named policy.
-func (e *Evaluator) Policy(name string) (Policy, bool) {
-	p, ok := e.policies[name]
-	return p, ok
-}
-
 // Evaluate runs every policy on input: operation, userInfo, object and
 // oldObject as generic JSON values (parameters are added per policy). Only policies whose Kinds include
 // kind (or that list none) are reported. An error (deadline, built-in error,

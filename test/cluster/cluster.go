@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -380,9 +379,4 @@ func httpOK(client *http.Client, url, token string) func(context.Context) error 
 		}
 		return nil
 	}
-}
-
-// Poll is wait.PollUntilContextTimeout with the interval tests use.
-func Poll(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, error)) error {
-	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, cond)
 }

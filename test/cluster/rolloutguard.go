@@ -81,11 +81,6 @@ func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile stri
 	return nil
 }
 
-// GuardLogs names the log files of rollout-guard's processes.
-func (c *Cluster) GuardLogs() string {
-	return fmt.Sprintf("%s and %s", filepath.Join(c.Dir, "logs", "rollout-guard-webhook.log"), filepath.Join(c.Dir, "logs", "rollout-guard-watcher.log"))
-}
-
 // StartWatcher runs one more `rollout-guard watcher` (without leader
 // election) against the cluster, named name in the logs, and returns the URL
 // of its metrics once it is ready.
