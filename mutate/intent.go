@@ -38,7 +38,7 @@ func IntentOf(meta metav1.Object) Intent {
 			continue
 		}
 		var m map[string]any
-		if json.Unmarshal(mf.FieldsV1.Raw, &m) == nil {
+		if json.Unmarshal(mf.FieldsV1.GetRawBytes(), &m) == nil {
 			in.known = true
 			in.applied = append(in.applied, m)
 		}

@@ -106,7 +106,7 @@ func TestDeployment(t *testing.T) {
 			in: defaulted(func(d *appsv1.Deployment) {
 				d.ManagedFields = []metav1.ManagedFieldsEntry{{
 					Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1",
-					FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:progressDeadlineSeconds":{},"f:minReadySeconds":{}}}`)},
+					FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:progressDeadlineSeconds":{},"f:minReadySeconds":{}}}`),
 				}}
 			}),
 			want: []string{allDefaults[0], allDefaults[1], "spec.strategy.rollingUpdate.maxUnavailable", "spec.revisionHistoryLimit"},
@@ -116,7 +116,7 @@ func TestDeployment(t *testing.T) {
 			in: defaulted(func(d *appsv1.Deployment) {
 				d.ManagedFields = []metav1.ManagedFieldsEntry{{
 					Manager: "kubectl-create", Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1",
-					FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:progressDeadlineSeconds":{}}}`)},
+					FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:progressDeadlineSeconds":{}}}`),
 				}}
 			}),
 			want: allDefaults,

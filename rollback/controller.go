@@ -128,7 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsConflict(err) {
 			// The Deployment changed under us: observe again rather than act on stale state.
 			log.V(1).Info("Conflict; observing again", "deployment", klog.KObj(snap.Deployment))
-			return reconcile.Result{Requeue: true}, nil
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 		}
 		return reconcile.Result{}, err
 	}

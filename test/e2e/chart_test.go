@@ -191,7 +191,7 @@ func TestChartInstall(t *testing.T) {
 			uninstalled := false
 			t.Cleanup(func() {
 				if !uninstalled {
-					helm(t, "uninstall", release, "--namespace", ns)
+					_, _ = helm(t, "uninstall", release, "--namespace", ns)
 				}
 			})
 			checkRBAC(t, ns, full, mode.certManager)

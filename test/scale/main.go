@@ -72,7 +72,7 @@ func run(n, samples int, binDir, memLimit string) (string, error) {
 		if failed {
 			fmt.Fprintf(os.Stderr, "scale: logs kept in %s/logs\n", dir)
 		} else {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		}
 	}()
 	absBin, _ := filepath.Abs(binDir)
@@ -91,10 +91,14 @@ func run(n, samples int, binDir, memLimit string) (string, error) {
 	}
 	// The watcher inherits this process's environment: a soft memory limit, as the chart sets from limits.memory.
 	if memLimit != "" {
-		os.Setenv("GOMEMLIMIT", memLimit)
+		if err := os.Setenv("GOMEMLIMIT", memLimit); err != nil {
+			return "", err
+		}
 	}
 	metricsURL, err := c.StartWatcher(ctx, "rollout-guard-watcher", binary, false, "--kubeconfig", c.Kubeconfig, "--namespace", "default", "--config", cfg)
-	os.Unsetenv("GOMEMLIMIT")
+	if unsetErr := os.Unsetenv("GOMEMLIMIT"); err == nil {
+		err = unsetErr
+	}
 	if err != nil {
 		return "", err
 	}
