@@ -112,36 +112,43 @@ func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {
 
 // publishCA sets the caBundle of every webhook in both configurations.
 func (s *selfManagedCerts) publishCA(ctx context.Context, ca []byte) error {
-	name := s.cfg.ConfigurationName
+	key := client.ObjectKey{Name: s.cfg.ConfigurationName}
 	var m admissionregistrationv1.MutatingWebhookConfiguration
-	if err := s.client.Get(ctx, client.ObjectKey{Name: name}, &m); err != nil {
-		return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", name, err)
+	if err := s.client.Get(ctx, key, &m); err != nil {
+		return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", key.Name, err)
 	}
-	changed := false
+	configs := make([]*admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
 	for i := range m.Webhooks {
-		if string(m.Webhooks[i].ClientConfig.CABundle) != string(ca) {
-			m.Webhooks[i].ClientConfig.CABundle, changed = ca, true
-		}
+		configs[i] = &m.Webhooks[i].ClientConfig
 	}
-	if changed {
-		if err := s.client.Update(ctx, &m); err != nil {
-			return fmt.Errorf("update caBundle of MutatingWebhookConfiguration %s: %w", name, err)
-		}
+	if err := s.setCABundle(ctx, &m, configs, ca); err != nil {
+		return err
 	}
 	var v admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := s.client.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
-		return fmt.Errorf("get ValidatingWebhookConfiguration %s: %w", name, err)
+	if err := s.client.Get(ctx, key, &v); err != nil {
+		return fmt.Errorf("get ValidatingWebhookConfiguration %s: %w", key.Name, err)
 	}
-	changed = false
+	configs = make([]*admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
 	for i := range v.Webhooks {
-		if string(v.Webhooks[i].ClientConfig.CABundle) != string(ca) {
-			v.Webhooks[i].ClientConfig.CABundle, changed = ca, true
+		configs[i] = &v.Webhooks[i].ClientConfig
+	}
+	return s.setCABundle(ctx, &v, configs, ca)
+}
+
+// setCABundle writes ca into configs, which belong to obj, and updates obj
+// when any of them changed.
+func (s *selfManagedCerts) setCABundle(ctx context.Context, obj client.Object, configs []*admissionregistrationv1.WebhookClientConfig, ca []byte) error {
+	changed := false
+	for _, cc := range configs {
+		if string(cc.CABundle) != string(ca) {
+			cc.CABundle, changed = ca, true
 		}
 	}
-	if changed {
-		if err := s.client.Update(ctx, &v); err != nil {
-			return fmt.Errorf("update caBundle of ValidatingWebhookConfiguration %s: %w", name, err)
-		}
+	if !changed {
+		return nil
+	}
+	if err := s.client.Update(ctx, obj); err != nil {
+		return fmt.Errorf("update caBundle of %s: %w", obj.GetName(), err)
 	}
 	return nil
 }

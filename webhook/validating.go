@@ -72,6 +72,13 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		log.Error(err, "Cannot validate request")
 		return errored(err)
 	}
+	var old map[string]any
+	if len(req.OldObject.Raw) > 0 {
+		if old, err = decodeMap(req.OldObject.Raw, "oldObject"); err != nil {
+			log.Error(err, "Cannot validate request")
+			return errored(err)
+		}
+	}
 	var nsLabels map[string]string
 	if v.namespaces != nil {
 		var ns corev1.Namespace
@@ -84,7 +91,7 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		return admission.Allowed(fmt.Sprintf("policies disabled in namespace %s by label %s", req.Namespace, v.cfg.DisableLabel))
 	}
 	set := v.set.get()
-	violations, err := v.evaluate(ctx, set, req, object, nsLabels)
+	violations, err := v.evaluate(ctx, set, req, object, old, nsLabels)
 	if err != nil {
 		log.Error(err, "Policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies, so it cannot admit this %s: %v", req.Kind.Kind, err))
@@ -101,8 +108,8 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 			v.metrics.exemptions.WithLabelValues(p).Inc()
 		}
 	}
-	if req.Operation == admissionv1.Update && hasDenials(violations) {
-		violations, warnings, err = v.ratchet(ctx, set, req, object, nsLabels, violations, warnings)
+	if req.Operation == admissionv1.Update && old != nil && hasDenials(violations) {
+		violations, err = v.ratchet(ctx, set, req, object, old, nsLabels, violations)
 		if err != nil {
 			log.Error(err, "Policy evaluation of the old object failed")
 			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies on the current object: %v", err))
@@ -133,13 +140,11 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	return admission.Allowed("").WithWarnings(warnings...)
 }
 
-func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admission.Request, object map[string]any, nsLabels map[string]string) ([]policies.Violation, error) {
+// evaluate runs the policy set on object (and old, on UPDATE) and keeps
+// the violations of policies whose selectors match.
+func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string) ([]policies.Violation, error) {
 	input := map[string]any{"operation": string(req.Operation), "userInfo": req.UserInfo, "object": object}
-	if len(req.OldObject.Raw) > 0 {
-		old, err := decodeMap(req.OldObject.Raw, "oldObject")
-		if err != nil {
-			return nil, err
-		}
+	if old != nil {
 		input["oldObject"] = old
 	}
 	timer := prometheus.NewTimer(v.metrics.evalDuration)
@@ -155,35 +160,37 @@ func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admissio
 	}), nil
 }
 
-// ratchet lets an update through a denial the object already had: same
-// policy, same field, field unchanged. Scaling, relabelling or rolling back
-// an old object is never blocked by a rule it broke before.
-func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission.Request, object map[string]any, nsLabels map[string]string, violations []policies.Violation, warnings []string) ([]policies.Violation, []string, error) {
-	old, err := decodeMap(req.OldObject.Raw, "oldObject")
+// ratchet lets an update through a denial the object already had: the same
+// policy on the same field, and the field unchanged (for a violation without
+// a field: the same message). Scaling, relabelling or rolling back an old
+// object is never blocked by a rule it broke before.
+func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string, violations []policies.Violation) ([]policies.Violation, error) {
+	before, err := v.evaluate(ctx, set, req, old, old, nsLabels)
 	if err != nil {
-		return nil, nil, err
-	}
-	oldReq := req
-	oldReq.Object = req.OldObject
-	before, err := v.evaluate(ctx, set, oldReq, old, nsLabels)
-	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	existed := map[string]bool{}
 	for _, b := range before {
-		existed[b.Policy+"\x00"+b.Field+"\x00"+b.Message] = true
-		existed[b.Policy+"\x00"+b.Field] = true
+		existed[ratchetKey(b)] = true
 	}
-	out := violations[:0:0]
+	out := make([]policies.Violation, 0, len(violations))
 	for _, vi := range violations {
-		if vi.Enforcement == policies.Deny && existed[vi.Policy+"\x00"+vi.Field] && vi.Field != "" && sameAt(old, object, vi.Field) ||
-			vi.Enforcement == policies.Deny && vi.Field == "" && existed[vi.Policy+"\x00\x00"+vi.Message] {
+		if vi.Enforcement == policies.Deny && existed[ratchetKey(vi)] && (vi.Field == "" || sameAt(old, object, vi.Field)) {
 			vi.Enforcement = policies.Warn
 			vi.Message = "already broken before this update, so not blocking it: " + vi.Message
 		}
 		out = append(out, vi)
 	}
-	return out, warnings, nil
+	return out, nil
+}
+
+// ratchetKey identifies a violation across an update: by field where it names
+// one, by message otherwise.
+func ratchetKey(v policies.Violation) string {
+	if v.Field != "" {
+		return v.Policy + "\x00" + v.Field
+	}
+	return v.Policy + "\x00\x00" + v.Message
 }
 
 func hasDenials(vs []policies.Violation) bool {

@@ -179,8 +179,6 @@ func metric(t *testing.T, url, name string, labels map[string]string) float64 {
 	return total
 }
 
-var metav1ListAll = metav1.ListOptions{} // list everything
-
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
 
 func httpGet(url string) (int, error) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The seeds' 50%/50% Deployment and a revisionHistoryLimit of 0 are denied, naming the field.
@@ -25,7 +27,7 @@ func TestPolicyDeniesSeedsWithFieldMessages(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.stderr, "[revision-history] spec.revisionHistoryLimit = 0") {
 		t.Errorf("revisionHistoryLimit 0: err %v\n%s", r.err, r.stderr)
 	}
-	list, err := clientset(t).AppsV1().Deployments(ns).List(context.Background(), metav1ListAll)
+	list, err := clientset(t).AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
