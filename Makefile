@@ -17,8 +17,8 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/rollout-guard
-	go build -o bin/rollout-guard ./cmd/rollout-guard
+build: ## Build bin/rollout-guard (static, as it would ship in an image)
+	CGO_ENABLED=0 go build -trimpath -o bin/rollout-guard ./cmd/rollout-guard
 
 .PHONY: cluster-bins
 cluster-bins: ## Build the pinned local control plane (etcd, kube-*, kubectl, kwok, helm) into .cache/bin

@@ -66,8 +66,10 @@ type SelfManagedCerts struct {
 
 // Watcher configures the rollback watcher's manager.
 type Watcher struct {
-	MetricsAddr      string `json:"metricsAddr"`
-	HealthAddr       string `json:"healthAddr"`
+	MetricsAddr string `json:"metricsAddr"`
+	HealthAddr  string `json:"healthAddr"`
+	// PprofAddr serves net/http/pprof, for profiling memory at scale; 0 (the default) disables it.
+	PprofAddr        string `json:"pprofAddr"`
 	LeaderElection   bool   `json:"leaderElection"`
 	LeaderElectionID string `json:"leaderElectionID"`
 }
@@ -135,7 +137,7 @@ func Default() Options {
 			},
 		},
 		Watcher: Watcher{
-			MetricsAddr: ":8080", HealthAddr: ":8081",
+			MetricsAddr: ":8080", HealthAddr: ":8081", PprofAddr: "0",
 			LeaderElection: true, LeaderElectionID: "rollout-guard-watcher",
 		},
 		Mutation: Mutation{
@@ -219,6 +221,7 @@ func (o Options) Validate() error {
 	wa := field.NewPath("watcher")
 	errs = append(errs, validAddr(wa.Child("metricsAddr"), o.Watcher.MetricsAddr)...)
 	errs = append(errs, validAddr(wa.Child("healthAddr"), o.Watcher.HealthAddr)...)
+	errs = append(errs, validAddr(wa.Child("pprofAddr"), o.Watcher.PprofAddr)...)
 	if o.Watcher.LeaderElection && o.Watcher.LeaderElectionID == "" {
 		errs = append(errs, field.Required(wa.Child("leaderElectionID"), "needed when leaderElection is true"))
 	}

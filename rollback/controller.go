@@ -3,6 +3,7 @@ package rollback
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -186,6 +187,17 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 		if hashOf(&target) != hashOf(dec.Target) {
 			return fmt.Errorf("target ReplicaSet %s changed since it was observed", klog.KObj(dec.Target))
 		}
+		// The cache keeps only some of the Deployment's annotations; the undo
+		// keeps the rest (last-applied-configuration among them), so it starts
+		// from the live object, which must still be the version decided on.
+		var live appsv1.Deployment
+		if err := r.live.Get(ctx, client.ObjectKeyFromObject(d), &live); err != nil {
+			return fmt.Errorf("read Deployment %s: %w", klog.KObj(d), err)
+		}
+		if live.ResourceVersion != d.ResourceVersion {
+			return apierrors.NewConflict(appsv1.Resource("deployments"), d.Name, errors.New("the Deployment changed since it was observed"))
+		}
+		d = &live
 		patch, err := UndoPatch(d, &target, LastAction{
 			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionOf(dec.Subject), ToRevision: revisionOf(dec.Target),
 			FromHash: hashOf(dec.Subject), Message: dec.Detail, Time: stamp,

@@ -247,7 +247,101 @@ func TestDecide(t *testing.T) {
 			if tt.wantRequeu != (got.RequeueAfter > 0) {
 				t.Errorf("requeueAfter %s", got.RequeueAfter)
 			}
+			// The informer caches hold trimmed objects: Decide must reach the same decision on them.
+			if trimmed := Decide(trimSnapshot(t, tt.snap), set); !sameDecision(got, trimmed) {
+				t.Errorf("on trimmed objects: %+v\nwant %+v", trimmed, got)
+			}
 		})
+	}
+}
+
+func trimSnapshot(t *testing.T, s Snapshot) Snapshot {
+	t.Helper()
+	out := Snapshot{Now: s.Now}
+	d, err := trimDeployment(s.Deployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Deployment = d.(*appsv1.Deployment)
+	for _, r := range s.ReplicaSets {
+		trimmed, err := trimReplicaSet(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.ReplicaSets = append(out.ReplicaSets, trimmed.(*appsv1.ReplicaSet))
+	}
+	for _, p := range s.Pods {
+		trimmed, err := trimPod(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Pods = append(out.Pods, trimmed.(*corev1.Pod))
+	}
+	return out
+}
+
+func sameDecision(a, b Decision) bool {
+	hash := func(r *appsv1.ReplicaSet) string {
+		if r == nil {
+			return "<none>"
+		}
+		return hashOf(r)
+	}
+	return a.Action == b.Action && a.Cause == b.Cause && a.Detail == b.Detail && a.Key == b.Key &&
+		a.RequeueAfter == b.RequeueAfter && a.Signal.Equal(b.Signal) &&
+		hash(a.Subject) == hash(b.Subject) && hash(a.Target) == hash(b.Target)
+}
+
+func TestTrimDropsWhatDecideDoesNotRead(t *testing.T) {
+	d := deploy("3", func(d *appsv1.Deployment) {
+		d.Labels = map[string]string{"app.kubernetes.io/instance": "web"}
+		d.Annotations[corev1.LastAppliedConfigAnnotation] = strings.Repeat("x", 4096)
+		d.Annotations[AnnotationAutoRollback] = "dryrun"
+		d.ManagedFields = []metav1.ManagedFieldsEntry{
+			{Manager: "kubectl", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}},
+			{Manager: "kubectl", Subresource: "scale"}, {Manager: "argocd-controller"},
+		}
+		d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "web", Image: "nginx:1.9.1", Args: []string{"--big"}}}
+		d.Status.Conditions = []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Message: "Deployment has minimum availability."},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Message: "ReplicaSet web-bbb has successfully progressed."},
+		}
+	})
+	got, _ := trimDeployment(d)
+	td := got.(*appsv1.Deployment)
+	if _, ok := td.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		t.Error("last-applied-configuration kept in the cache")
+	}
+	if td.Annotations[AnnotationAutoRollback] != "dryrun" || td.Annotations[revisionAnnotation] != "3" {
+		t.Errorf("annotations %v: rollout-guard's and the revision must stay", td.Annotations)
+	}
+	if len(td.ManagedFields) != 2 || td.ManagedFields[0].FieldsV1 != nil || td.ManagedFields[1].Manager != "argocd-controller" {
+		t.Errorf("managedFields %+v: want each manager once, without field sets", td.ManagedFields)
+	}
+	if len(td.Spec.Template.Spec.Containers) != 0 || len(td.Status.Conditions) != 0 {
+		t.Errorf("template %+v and healthy conditions %+v kept", td.Spec.Template, td.Status.Conditions)
+	}
+	if gitOpsManager(td) != "argocd-controller" {
+		t.Errorf("GitOps detection lost: %q", gitOpsManager(td))
+	}
+
+	r := rs("2", "bbb", "nginx:1.9.1", good)
+	r.Annotations["deployment.kubernetes.io/desired-replicas"] = "3"
+	r.OwnerReferences = []metav1.OwnerReference{{Kind: "Deployment", Name: "web", UID: "u1", Controller: ptr.To(true)}, {Kind: "Other", Name: "x", UID: "u2"}}
+	got, _ = trimReplicaSet(r)
+	tr := got.(*appsv1.ReplicaSet)
+	if len(tr.Labels) != 1 || hashOf(tr) != "bbb" || len(tr.Annotations) != 2 || len(tr.OwnerReferences) != 1 || tr.OwnerReferences[0].UID != "u1" {
+		t.Errorf("ReplicaSet metadata %+v: want pod-template-hash, revision and known-good, the controller reference", tr.ObjectMeta)
+	}
+	if images(tr) != images(r) {
+		t.Errorf("images %q, want %q", images(tr), images(r))
+	}
+
+	p := pod("bbb", time.Minute, corev1.ContainerStatus{Name: "web", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}
+	got, _ = trimPod(p)
+	if tp := got.(*corev1.Pod); len(tp.Status.ContainerStatuses) != 0 || len(tp.Status.Conditions) != 0 || tp.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != "bbb" {
+		t.Errorf("healthy pod trimmed to %+v", tp)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -143,7 +144,7 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 // evaluate runs the policy set on object (and old, on UPDATE) and keeps
 // the violations of policies whose selectors match.
 func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string) ([]policies.Violation, error) {
-	input := map[string]any{"operation": string(req.Operation), "userInfo": req.UserInfo, "object": object}
+	input := map[string]any{"operation": string(req.Operation), "userInfo": userInfo(req.UserInfo), "object": object}
 	if old != nil {
 		input["oldObject"] = old
 	}
@@ -158,6 +159,29 @@ func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admissio
 		sel, custom := set.selectors[vi.Policy]
 		return custom && (!sel.namespace.Matches(labels.Set(nsLabels)) || !sel.object.Matches(objLabels))
 	}), nil
+}
+
+// userInfo is the requester in its JSON form. OPA converts a struct in its
+// input by a JSON round trip on every evaluation; a map it reads directly.
+func userInfo(u authenticationv1.UserInfo) map[string]any {
+	m := map[string]any{}
+	if u.Username != "" {
+		m["username"] = u.Username
+	}
+	if u.UID != "" {
+		m["uid"] = u.UID
+	}
+	if len(u.Groups) > 0 {
+		m["groups"] = u.Groups
+	}
+	if len(u.Extra) > 0 {
+		extra := make(map[string]any, len(u.Extra))
+		for k, v := range u.Extra {
+			extra[k] = []string(v)
+		}
+		m["extra"] = extra
+	}
+	return m
 }
 
 // ratchet lets an update through a denial the object already had: the same

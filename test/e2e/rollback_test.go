@@ -82,6 +82,10 @@ func TestRollbackSeedsStory(t *testing.T) {
 		t.Fatalf("a good update was rolled back: %v", evs[0].Note)
 	}
 
+	lastApplied := deployment(t, ns, "nginx-deployment").Annotations["kubectl.kubernetes.io/last-applied-configuration"]
+	if lastApplied == "" {
+		t.Fatal("the applied seed has no last-applied-configuration")
+	}
 	mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.161")
 	ev := waitEvent(t, ns, "nginx-deployment", "RolloutGuardRolledBack", 60*time.Second)
 	for _, want := range []string{"from revision 3 (nginx:1.161) to revision 2 (nginx:1.9.1)", "ImagePullBackOff"} {
@@ -92,6 +96,10 @@ func TestRollbackSeedsStory(t *testing.T) {
 	d = waitAvailable(t, ns, "nginx-deployment", 90*time.Second)
 	if image(d) != "nginx:1.9.1" {
 		t.Errorf("image after rollback = %s, want nginx:1.9.1", image(d))
+	}
+	// The watcher's cache drops this annotation; the undo must keep it, as kubectl's does.
+	if got := d.Annotations["kubectl.kubernetes.io/last-applied-configuration"]; got != lastApplied {
+		t.Errorf("last-applied-configuration after rollback = %q, want it kept: %q", got, lastApplied)
 	}
 	// Re-adoption: the three ReplicaSets are the ones there were; the 1.9.1 one is current again, as revision 4.
 	sets := replicaSets(t, ns, "app=nginx")

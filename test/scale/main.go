@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,11 +30,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/rollout-guard/rollout-guard/test/cluster"
 )
@@ -43,9 +46,16 @@ func main() {
 	samples := flag.Int("samples", 20, "stalled Deployments for the reaction measurement")
 	binDir := flag.String("bin-dir", ".cache/bin", "control plane binaries")
 	out := flag.String("out", "", "also write the report to this file")
-	memLimit := flag.String("gomemlimit", "90MiB", "GOMEMLIMIT for the watcher (empty: none)")
+	memLimit := flag.String("gomemlimit", "chart", "GOMEMLIMIT for the watcher: chart (from the chart's watcher memory limit, as the chart sets it) or a value")
+	gogc := flag.String("gogc", "chart", "GOGC for the watcher: chart (the chart's watcher.gogc) or a value")
+	heapProfile := flag.String("heap-profile", "", "write the watcher's heap profile, taken with the memory figures, to this file")
 	flag.Parse()
-	report, err := run(*n, *samples, *binDir, *memLimit)
+	env, err := watcherEnv(*memLimit, *gogc)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(2)
+	}
+	report, err := run(*n, *samples, *binDir, env, *heapProfile)
 	fmt.Print(report)
 	if *out != "" {
 		_ = os.WriteFile(*out, []byte(report), 0o644)
@@ -56,7 +66,7 @@ func main() {
 	}
 }
 
-func run(n, samples int, binDir, memLimit string) (string, error) {
+func run(n, samples int, binDir string, env map[string]string, heapProfile string) (string, error) {
 	var rep strings.Builder
 	logf := func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
@@ -77,7 +87,10 @@ func run(n, samples int, binDir, memLimit string) (string, error) {
 	}()
 	absBin, _ := filepath.Abs(binDir)
 	binary := filepath.Join(dir, "rollout-guard")
-	if out, err := exec.Command("go", "build", "-o", binary, "./cmd/rollout-guard").CombinedOutput(); err != nil {
+	// Built as `make build` builds it: static, as it would ship in an image.
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, "./cmd/rollout-guard")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build: %v\n%s", err, out)
 	}
 	c, err := cluster.Start(ctx, cluster.Options{BinDir: absBin, Dir: dir, Logf: logf})
@@ -89,15 +102,21 @@ func run(n, samples int, binDir, memLimit string) (string, error) {
 	if err := os.WriteFile(cfg, []byte("rollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\n"), 0o600); err != nil {
 		return "", err
 	}
-	// The watcher inherits this process's environment: a soft memory limit, as the chart sets from limits.memory.
-	if memLimit != "" {
-		if err := os.Setenv("GOMEMLIMIT", memLimit); err != nil {
+	// The watcher inherits this process's environment: the Go runtime settings the chart gives it.
+	for k, v := range env {
+		if err := os.Setenv(k, v); err != nil {
 			return "", err
 		}
 	}
-	metricsURL, err := c.StartWatcher(ctx, "rollout-guard-watcher", binary, false, "--kubeconfig", c.Kubeconfig, "--namespace", "default", "--config", cfg)
-	if unsetErr := os.Unsetenv("GOMEMLIMIT"); err == nil {
-		err = unsetErr
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	metricsURL, err := c.StartWatcher(ctx, "rollout-guard-watcher", binary, false, "--kubeconfig", c.Kubeconfig, "--namespace", "default", "--config", cfg, "--pprof-addr", pprofAddr)
+	for k := range env {
+		if unsetErr := os.Unsetenv(k); err == nil {
+			err = unsetErr
+		}
 	}
 	if err != nil {
 		return "", err
@@ -151,9 +170,19 @@ func run(n, samples int, binDir, memLimit string) (string, error) {
 	}
 	m := memory(watcherPID)
 	heap := goMetric(metricsURL, "go_memstats_heap_inuse_bytes") / (1 << 20)
-	fmt.Fprintf(&rep, "memory: %d Deployments, %d ReplicaSets, %d pods: watcher RSS %.1f MiB (anonymous %.1f, file-backed %.1f; peak %.1f), Go heap in use %.1f MiB, GOMEMLIMIT=%q; goal RSS <= 100 MiB\n",
-		n, rsCount, podCount, m["VmRSS:"], m["RssAnon:"], m["RssFile:"], m["VmHWM:"], heap, memLimit)
+	fmt.Fprintf(&rep, "memory: %d Deployments, %d ReplicaSets, %d pods: watcher RSS %.1f MiB (anonymous %.1f, file-backed %.1f; peak %.1f), Go heap in use %.1f MiB, GOGC=%s GOMEMLIMIT=%s; goal RSS <= 100 MiB\n",
+		n, rsCount, podCount, m["VmRSS:"], m["RssAnon:"], m["RssFile:"], m["VmHWM:"], heap, env["GOGC"], env["GOMEMLIMIT"])
 	fmt.Fprintf(&rep, "setup took %s\n\n", time.Since(start).Round(time.Second))
+	if heapProfile != "" {
+		if err := fetch("http://"+pprofAddr+"/debug/pprof/heap", heapProfile); err != nil {
+			return rep.String(), err
+		}
+		fmt.Fprintf(&rep, "heap profile: %s (go tool pprof -sample_index=inuse_space %s)\n\n", heapProfile, heapProfile)
+	}
+	if samples == 0 {
+		failed = false
+		return rep.String(), nil
+	}
 
 	// Reaction to ProgressDeadlineExceeded; the image-pull grace is set long so that only the deadline triggers.
 	reaction, err := measureReaction(ctx, cs, samples, "deadline", map[string]string{"rollout-guard.io/image-pull-grace-period": "30m"}, logf)
@@ -416,4 +445,73 @@ func runtimeCPUs() int {
 	out, _ := exec.Command("nproc").Output()
 	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return n
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func fetch(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// watcherEnv is the watcher's GOMEMLIMIT and GOGC: the chart's unless given.
+// An empty value leaves the Go default.
+func watcherEnv(memLimit, gogc string) (map[string]string, error) {
+	raw, err := os.ReadFile("charts/rollout-guard/values.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("read the chart's values (run from the repository root): %w", err)
+	}
+	var values struct {
+		Watcher struct {
+			GOGC      *int `json:"gogc"`
+			Resources struct {
+				Limits map[string]resource.Quantity `json:"limits"`
+			} `json:"resources"`
+		} `json:"watcher"`
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		return nil, fmt.Errorf("chart values: %w", err)
+	}
+	env := map[string]string{}
+	switch memLimit {
+	case "chart":
+		if q, ok := values.Watcher.Resources.Limits["memory"]; ok {
+			env["GOMEMLIMIT"] = strconv.FormatInt(q.Value(), 10) // bytes, as resourceFieldRef gives it
+		}
+	case "":
+	default:
+		env["GOMEMLIMIT"] = memLimit
+	}
+	switch gogc {
+	case "chart":
+		if values.Watcher.GOGC != nil {
+			env["GOGC"] = strconv.Itoa(*values.Watcher.GOGC)
+		}
+	case "":
+	default:
+		env["GOGC"] = gogc
+	}
+	return env, nil
 }
