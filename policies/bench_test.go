@@ -33,3 +33,32 @@ func BenchmarkEvaluateBuiltIns(b *testing.B) {
 	b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds()), "p99-µs")
 }
+
+// BenchmarkEachBuiltIn: each built-in alone on the same review, and an empty
+// policy for the fixed cost of an evaluation, to see where time goes.
+func BenchmarkEachBuiltIn(b *testing.B) {
+	all := builtinPolicies(b)
+	in, kind := objectInput(b, []byte(benchDeployment))
+	empty := Policy{Name: "empty", Filename: "empty.rego", Module: "package rollout_guard.empty\n\ndeny contains 1 if false\n", Settings: all[0].Settings}
+	for _, p := range append(all, empty) {
+		b.Run(p.Name, func(b *testing.B) {
+			e, err := New(context.Background(), []Policy{p}, time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			durations := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				if _, err := e.Evaluate(context.Background(), in, kind); err != nil {
+					b.Fatal(err)
+				}
+				durations = append(durations, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(durations)
+			b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
+		})
+	}
+}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
@@ -125,9 +127,13 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 			params = map[string]any{}
 		}
 		allParams[p.Name] = params
+		constants, err := ast.InterfaceToValue(params)
+		if err != nil {
+			return nil, &CompileError{Policy: p.Name, Err: fmt.Errorf("parameters: %w", err)}
+		}
 		if _, err := ast.TransformRefs(module, func(ref ast.Ref) (ast.Value, error) {
 			if len(ref) >= 2 && ref[0].Equal(ast.InputRootDocument) && ref[1].Equal(ast.StringTerm("parameters")) {
-				return append(ast.MustParseRef("data."+paramsRoot), append(ast.Ref{ast.StringTerm(p.Name)}, ref[2:]...)...), nil
+				return parameterRef(p.Name, constants, ref[2:]), nil
 			}
 			return ref, nil
 		}); err != nil {
@@ -156,7 +162,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		}
 	}
 	q, err := rego.New(
-		rego.Compiler(compiler), rego.Store(inmem.NewFromObject(map[string]any{paramsRoot: allParams})),
+		rego.Compiler(compiler), rego.Store(inmem.NewFromObjectWithOpts(map[string]any{paramsRoot: allParams}, inmem.OptReturnASTValuesOnRead(true))),
 		rego.Capabilities(caps), rego.Strict(true), rego.StrictBuiltinErrors(true),
 		rego.SetRegoVersion(ast.RegoV1), rego.Query("{"+strings.Join(entries, ", ")+"}"),
 	).PrepareForEval(ctx)
@@ -167,12 +173,25 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 	return e, nil
 }
 
+// parameterRef replaces a policy's reference to input.parameters<path>.
+// Parameters are fixed for the evaluator's life, so a path that names a
+// parameter becomes its value, a constant in the compiled policy: a lookup
+// at every evaluation cost more than the rule it fed. Other paths (a missing
+// parameter, a variable key) read the policy's own entry in data.
+func parameterRef(policy string, constants ast.Value, path ast.Ref) ast.Value {
+	if v, err := constants.Find(path); err == nil {
+		return v
+	}
+	return append(ast.MustParseRef("data."+paramsRoot), append(ast.Ref{ast.StringTerm(policy)}, path...)...)
+}
+
 // Policies returns the names of the policies the evaluator runs.
 func (e *Evaluator) Policies() []string { return slices.Clone(e.names) }
 
 // Evaluate runs every policy on input: operation, userInfo, object and
-// oldObject as generic JSON values (parameters are added per policy). Only policies whose Kinds include
-// kind (or that list none) are reported. An error (deadline, built-in error,
+// oldObject as generic JSON values. Parameters are added per policy, and
+// rollout facts (see rolloutFacts) as input.rollout. Only policies whose
+// Kinds include kind (or that list none) are reported. An error (deadline, built-in error,
 // panic) is an error decision: the caller must not treat it as an allow.
 func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind string) (violations []Violation, err error) {
 	defer func() {
@@ -182,7 +201,17 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	}()
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	rs, err := e.query.Eval(ctx, rego.EvalInput(input))
+	if object, ok := input["object"].(map[string]any); ok {
+		if facts := rolloutFacts(object); facts != nil {
+			input = maps.Clone(input)
+			input["rollout"] = facts
+		}
+	}
+	// The input is plain JSON values, so OPA may convert it lazily, only the
+	// parts policies read (most of an object never is); EvalInput would
+	// deep-copy and convert all of it first. No metrics: OPA would otherwise
+	// make a fresh set of timers on every evaluation.
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(ast.LazyObject(input)), rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("policy evaluation exceeded its %s deadline: %w", e.timeout, err)
@@ -192,7 +221,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, nil
 	}
-	results, _ := rs[0].Expressions[0].Value.(map[string]any)
+	results, _ := rs[0].Expressions[0].Value.(ast.Object)
+	if results == nil {
+		return nil, nil
+	}
 	for _, name := range e.names {
 		p := e.policies[name]
 		if len(p.Kinds) > 0 && !slices.Contains(p.Kinds, kind) {
@@ -203,10 +235,27 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 			if rule == "warn" && enforcement == Deny {
 				enforcement = Warn
 			}
-			for _, item := range asSlice(results[name+"/"+rule]) {
+			t := results.Get(ast.StringTerm(name + "/" + rule))
+			if t == nil {
+				continue // the policy has no such rule
+			}
+			found, _ := t.Value.(ast.Set)
+			if found == nil || found.Len() == 0 {
+				continue
+			}
+			var convErr error
+			found.Foreach(func(t *ast.Term) {
+				item, err := ast.JSON(t.Value)
+				if err != nil {
+					convErr = err
+					return
+				}
 				v := toViolation(item)
 				v.Policy, v.Enforcement, v.Exemptible = name, enforcement, p.Settings.Exemptible
 				violations = append(violations, v)
+			})
+			if convErr != nil {
+				return nil, fmt.Errorf("policy %s: read its %s result: %w", name, rule, convErr)
 			}
 		}
 	}
@@ -216,10 +265,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	return violations, nil
 }
 
-func asSlice(v any) []any {
-	s, _ := v.([]any)
-	return s
-}
+// keepAST leaves the query's result as OPA's value: most policies find
+// nothing, and converting their empty sets to Go values on every request
+// cost more than reading the few non-empty ones directly.
+func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }
 
 // toViolation reads a rule's result: a string message, or an object with
 // msg and optionally field, value, limit and fix.

@@ -39,13 +39,18 @@ func TestBuiltInRegoTests(t *testing.T) {
 	}
 }
 
-func builtins(t testing.TB) *Evaluator {
+func builtinPolicies(t testing.TB) []Policy {
 	t.Helper()
 	ps, err := BuiltIns(DefaultSettings())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(context.Background(), ps, time.Second)
+	return ps
+}
+
+func builtins(t testing.TB) *Evaluator {
+	t.Helper()
+	e, err := New(context.Background(), builtinPolicies(t), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 )
 
 // workloadKinds are the kinds the webhooks handle; anything else reaching
@@ -33,7 +34,7 @@ func badRequest(format string, args ...any) error {
 }
 
 // decodeWorkload decodes raw as the request's kind.
-func decodeWorkload(decoder admission.Decoder, kind metav1.GroupVersionKind, raw runtime.RawExtension, which string) (client.Object, error) {
+func decodeWorkload(kind metav1.GroupVersionKind, raw runtime.RawExtension, which string) (client.Object, error) {
 	newObj, ok := workloadKinds[kind]
 	if !ok {
 		return nil, badRequest("rollout-guard does not handle %s/%s %s; check the webhook configuration's rules", kind.Group, kind.Version, kind.Kind)
@@ -42,7 +43,9 @@ func decodeWorkload(decoder admission.Decoder, kind metav1.GroupVersionKind, raw
 		return nil, badRequest("the admission request has no %s", which)
 	}
 	obj := newObj()
-	if err := decoder.DecodeRaw(raw, obj); err != nil {
+	// The API server's own JSON rules (case-sensitive, integers kept), without
+	// the universal deserializer's format sniffing and second parse for the kind.
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw.Raw, obj); err != nil {
 		return nil, badRequest("cannot decode the %s as %s: %v", which, kind.Kind, err)
 	}
 	return obj, nil

@@ -55,7 +55,7 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 	if req.SubResource != "" || !handledOperation(req.Operation) || slices.Contains(m.skip, req.Namespace) {
 		return admission.Allowed("")
 	}
-	obj, err := decodeWorkload(m.decoder, req.Kind, req.Object, "object")
+	obj, err := decodeWorkload(req.Kind, req.Object, "object")
 	if err != nil {
 		log.Error(err, "Cannot mutate request")
 		return errored(err)
@@ -78,7 +78,7 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 			log.Error(err, "Cannot tell whether the update restores a revision")
 		}
 		if restored || err != nil {
-			if obj, err = decodeWorkload(m.decoder, req.Kind, req.Object, "object"); err != nil {
+			if obj, err = decodeWorkload(req.Kind, req.Object, "object"); err != nil {
 				return errored(err)
 			}
 			in.TemplateLocked = true
@@ -163,12 +163,12 @@ func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request) (
 		return false, nil
 	}
 	// The template as the request sent it, before any mutation.
-	obj, err := decodeWorkload(m.decoder, req.Kind, req.Object, "object")
+	obj, err := decodeWorkload(req.Kind, req.Object, "object")
 	if err != nil {
 		return false, err
 	}
 	d := obj.(*appsv1.Deployment)
-	old, err := decodeWorkload(m.decoder, req.Kind, req.OldObject, "oldObject")
+	old, err := decodeWorkload(req.Kind, req.OldObject, "oldObject")
 	if err != nil {
 		return false, err
 	}

@@ -64,7 +64,7 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	}
 	// A typed decode rejects objects of the wrong shape with a clear error;
 	// policies then read the generic form.
-	if _, err := decodeWorkload(v.decoder, req.Kind, req.Object, "object"); err != nil {
+	if _, err := decodeWorkload(req.Kind, req.Object, "object"); err != nil {
 		log.Error(err, "Cannot validate request")
 		return errored(err)
 	}

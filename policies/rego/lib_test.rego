@@ -2,9 +2,14 @@ package rollout_guard.lib_test
 
 import data.rollout_guard.lib
 
-test_resolve_rounding if {
-	lib.resolve("25%", 10, true) == 3
-	lib.resolve("25%", 10, false) == 2
-	lib.resolve(4, 10, false) == 4
-	lib.resolve("4", 10, false) == 4
+test_api_defaults if {
+	lib.replicas == 1 with input as {"object": {"kind": "Deployment", "spec": {}}}
+	lib.containers == [] with input as {"object": {"kind": "Deployment", "spec": {}}}
+	lib.kind == "" with input as {}
+}
+
+test_values_as_written if {
+	lib.replicas == 0 with input as {"object": {"spec": {"replicas": 0}}}
+	lib.kind == "StatefulSet" with input as {"object": {"kind": "StatefulSet"}}
+	lib.container_path(2) == "spec.template.spec.containers[2]"
 }

@@ -5,7 +5,7 @@ package rollout_guard.probes_required
 import data.rollout_guard.lib
 
 deny contains v if {
-	lib.kind in {"Deployment", "StatefulSet", "DaemonSet"}
+	lib.workload
 	some i, c in lib.containers
 	not c.readinessProbe
 	v := {

@@ -6,13 +6,13 @@ package rollout_guard.progress_deadline
 import data.rollout_guard.lib
 
 # This policy's parameters (from config); none in unit tests.
-default params := {}
-
-params := input.parameters
-
 default deadline := 600
 
 deadline := input.object.spec.progressDeadlineSeconds
+
+default max_deadline := 900
+
+max_deadline := input.parameters.max
 
 default min_ready := 0
 
@@ -20,13 +20,13 @@ min_ready := input.object.spec.minReadySeconds
 
 deny contains v if {
 	lib.kind == "Deployment"
-	deadline > lib.param(params, "max", 900)
+	deadline > max_deadline
 	v := {
 		"field": "spec.progressDeadlineSeconds",
 		"value": deadline,
-		"limit": sprintf("at most %d", [lib.param(params, "max", 900)]),
-		"msg": sprintf("progressDeadlineSeconds %d means a stalled rollout goes unnoticed for over %d minutes; the limit is %d seconds", [deadline, deadline / 60, lib.param(params, "max", 900)]),
-		"fix": sprintf("set spec.progressDeadlineSeconds to %d or less", [lib.param(params, "max", 900)]),
+		"limit": sprintf("at most %d", [max_deadline]),
+		"msg": sprintf("progressDeadlineSeconds %d means a stalled rollout goes unnoticed for over %d minutes; the limit is %d seconds", [deadline, deadline / 60, max_deadline]),
+		"fix": sprintf("set spec.progressDeadlineSeconds to %d or less", [max_deadline]),
 	}
 }
 

@@ -5,20 +5,20 @@ package rollout_guard.revision_history
 import data.rollout_guard.lib
 
 # This policy's parameters (from config); none in unit tests.
-default params := {}
-
-params := input.parameters
-
 default limit := 10
 
 limit := input.object.spec.revisionHistoryLimit
 
-min_limit := lib.param(params, "min", 2)
+default min_limit := 2
 
-max_limit := lib.param(params, "max", 20)
+min_limit := input.parameters.min
+
+default max_limit := 20
+
+max_limit := input.parameters.max
 
 deny contains v if {
-	lib.kind in {"Deployment", "StatefulSet", "DaemonSet"}
+	lib.workload
 	limit < min_limit
 	v := {
 		"field": "spec.revisionHistoryLimit",
@@ -30,7 +30,7 @@ deny contains v if {
 }
 
 deny contains v if {
-	lib.kind in {"Deployment", "StatefulSet", "DaemonSet"}
+	lib.workload
 	limit > max_limit
 	v := {
 		"field": "spec.revisionHistoryLimit",

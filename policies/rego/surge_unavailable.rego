@@ -1,25 +1,32 @@
 # surge-unavailable: a rolling update must keep enough pods serving.
-# maxUnavailable and maxSurge are resolved against replicas the way the
-# Deployment controller does it (surge rounds up, unavailable rounds down).
+# input.rollout holds replicas, and maxSurge and maxUnavailable in pods,
+# resolved by rollout-guard exactly as the Deployment controller resolves
+# them (surge rounds up, unavailable rounds down); it is present only for
+# Deployments with a RollingUpdate strategy.
 # Parameters: minAvailable (1), maxUnavailablePercent (25), maxSurgePercent (100).
 package rollout_guard.surge_unavailable
 
-import data.rollout_guard.lib
+# Parameters (from config) are read as default rules: each is evaluated once
+# per request and then cached, which OPA does far faster than function calls.
+default min_available := 1
 
-# This policy's parameters (from config); none in unit tests.
-default params := {}
+min_available := input.parameters.minAvailable
 
-params := input.parameters
+default unavailable_percent := 25
 
-default strategy_type := "RollingUpdate"
+unavailable_percent := input.parameters.maxUnavailablePercent
 
-strategy_type := input.object.spec.strategy.type
+default surge_percent := 100
 
-rolling if {
-	lib.kind == "Deployment"
-	strategy_type == "RollingUpdate"
-}
+surge_percent := input.parameters.maxSurgePercent
 
+replicas := input.rollout.replicas
+
+max_unavailable := input.rollout.maxUnavailable
+
+max_surge := input.rollout.maxSurge
+
+# The values as written, for messages.
 default unavailable_value := "25%"
 
 unavailable_value := input.object.spec.strategy.rollingUpdate.maxUnavailable
@@ -28,52 +35,46 @@ default surge_value := "25%"
 
 surge_value := input.object.spec.strategy.rollingUpdate.maxSurge
 
-max_unavailable := lib.resolve(unavailable_value, lib.replicas, false)
-
-max_surge := lib.resolve(surge_value, lib.replicas, true)
-
-min_available := lib.param(params, "minAvailable", 1)
-
-# One pod at a time is always allowed: small Deployments are guarded by minAvailable.
-unavailable_limit := max([1, floor((lib.param(params, "maxUnavailablePercent", 25) * lib.replicas) / 100)])
-
-surge_limit := ceil((lib.param(params, "maxSurgePercent", 100) * lib.replicas) / 100)
-
 deny contains v if {
-	rolling
-	lib.replicas > 1
-	lib.replicas - max_unavailable < min_available
+	replicas > 1
+	replicas - max_unavailable < min_available
 	v := {
 		"field": "spec.strategy.rollingUpdate.maxUnavailable",
 		"value": unavailable_value,
-		"limit": sprintf("at least %d of %d replicas available", [min_available, lib.replicas]),
-		"msg": sprintf("maxUnavailable %v lets %d of %d replicas go down during a rollout, leaving %d available; at least %d must stay available", [unavailable_value, max_unavailable, lib.replicas, lib.replicas - max_unavailable, min_available]),
-		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to at most %d", [lib.replicas - min_available]),
+		"limit": sprintf("at least %d of %d replicas available", [min_available, replicas]),
+		"msg": sprintf("maxUnavailable %v lets %d of %d replicas go down during a rollout, leaving %d available; at least %d must stay available", [unavailable_value, max_unavailable, replicas, replicas - max_unavailable, min_available]),
+		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to at most %d", [replicas - min_available]),
 	}
 }
 
+# The limit is max(1, floor(percent × replicas / 100)): one pod at a time is
+# always allowed, and small Deployments are guarded by minAvailable. For a
+# whole number of pods, exceeding it is the same as exceeding 1 and
+# percent × replicas / 100, which needs no division in the common case.
 deny contains v if {
-	rolling
-	lib.replicas > 1
-	max_unavailable > unavailable_limit
-	lib.replicas - max_unavailable >= min_available
+	max_unavailable > 1
+	max_unavailable * 100 > unavailable_percent * replicas
+	replicas - max_unavailable >= min_available
+	limit := max([1, floor((unavailable_percent * replicas) / 100)])
 	v := {
 		"field": "spec.strategy.rollingUpdate.maxUnavailable",
 		"value": unavailable_value,
-		"limit": sprintf("%d%% of replicas, at least 1 (%d of %d)", [lib.param(params, "maxUnavailablePercent", 25), unavailable_limit, lib.replicas]),
-		"msg": sprintf("maxUnavailable %v takes %d of %d replicas down at once", [unavailable_value, max_unavailable, lib.replicas]),
-		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to %d or less (or 25%%), or leave it out for rollout-guard's default of 0", [unavailable_limit]),
+		"limit": sprintf("%d%% of replicas, at least 1 (%d of %d)", [unavailable_percent, limit, replicas]),
+		"msg": sprintf("maxUnavailable %v takes %d of %d replicas down at once", [unavailable_value, max_unavailable, replicas]),
+		"fix": sprintf("set spec.strategy.rollingUpdate.maxUnavailable to %d or less (or 25%%), or leave it out for rollout-guard's default of 0", [limit]),
 	}
 }
 
+# The limit is ceil(percent × replicas / 100); a whole number of pods exceeds
+# it exactly when one pod fewer still reaches percent × replicas / 100.
 deny contains v if {
-	rolling
-	max_surge > surge_limit
+	(max_surge - 1) * 100 >= surge_percent * replicas
+	limit := ceil((surge_percent * replicas) / 100)
 	v := {
 		"field": "spec.strategy.rollingUpdate.maxSurge",
 		"value": surge_value,
-		"limit": sprintf("%d%% of replicas (%d pods)", [lib.param(params, "maxSurgePercent", 100), surge_limit]),
-		"msg": sprintf("maxSurge %v adds %d extra pods during a rollout; the limit is %d", [surge_value, max_surge, surge_limit]),
-		"fix": sprintf("set spec.strategy.rollingUpdate.maxSurge to %d or less", [surge_limit]),
+		"limit": sprintf("%d%% of replicas (%d pods)", [surge_percent, limit]),
+		"msg": sprintf("maxSurge %v adds %d extra pods during a rollout; the limit is %d", [surge_value, max_surge, limit]),
+		"fix": sprintf("set spec.strategy.rollingUpdate.maxSurge to %d or less", [limit]),
 	}
 }
