@@ -69,7 +69,7 @@ demo: ## Play the seeds' story on a fresh local cluster with kubectl (KEEP=1 lea
 bench: cluster-bins ## Benchmarks (handlers, policy evaluation) and the watcher scale test; results in .cache/bench.txt, .cache/scale.txt
 	mkdir -p .cache
 	go test -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./policies/... ./webhook/... | tee .cache/bench.txt
-	go run ./test/scale -deployments $(or $(DEPLOYMENTS),2000) -bin-dir "$(BIN_DIR)" -out .cache/scale.txt
+	go run ./test/scale -deployments $(or $(DEPLOYMENTS),2000) -bin-dir "$(BIN_DIR)" -out .cache/scale.txt -heap-profile .cache/watcher-heap.pb.gz
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the cluster binary cache)
