@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -57,7 +58,7 @@ func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, re
 
 // SetupWithManager registers the controller, its watches and indexes.
 func (r *Reconciler) SetupWithManager(mgr manager.Manager) error {
-	for _, obj := range []client.Object{&appsv1.ReplicaSet{}, &corev1.Pod{}} {
+	for _, obj := range []client.Object{&appsv1.ReplicaSet{}, &corev1.Pod{}, &appsv1.ControllerRevision{}} {
 		if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, ownerIndex, controllerUID); err != nil {
 			return fmt.Errorf("index %T by owner: %w", obj, err)
 		}
@@ -176,9 +177,9 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 	case ActionNone:
 		return nil
 	case ActionMarkGood:
-		return r.annotate(ctx, dec.Subject, AnnotationKnownGood, stamp)
+		return annotate(ctx, r.client, dec.Subject, AnnotationKnownGood, stamp)
 	case ActionMarkRolledBack:
-		return r.annotate(ctx, dec.Subject, AnnotationRolledBack, stamp)
+		return annotate(ctx, r.client, dec.Subject, AnnotationRolledBack, stamp)
 	case ActionRollback:
 		var target appsv1.ReplicaSet
 		if err := r.live.Get(ctx, client.ObjectKeyFromObject(dec.Target), &target); err != nil {
@@ -219,30 +220,36 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 		r.recorder.Eventf(d, dec.Target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", dec.Detail)
 		return nil
 	default:
-		if err := r.recordLastAction(ctx, d, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp}); err != nil {
+		if err := recordLastAction(ctx, r.client, d, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp}); err != nil {
 			return err
 		}
 		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
-		switch dec.Action {
-		case ActionReport:
-			r.recorder.Eventf(d, dec.Subject, corev1.EventTypeWarning, ReasonStallDetected, "Report", "%s", dec.Detail)
-		case ActionDryRun:
-			r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "dryrun").Inc()
-			r.recorder.Eventf(d, dec.Subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "DryRun", "%s", dec.Detail)
-		default:
-			r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "skipped").Inc()
-			r.recorder.Eventf(d, dec.Subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", dec.Detail)
-		}
+		reportEvent(r.recorder, r.metrics, d, dec.Subject, dec.Action, dec.Cause, dec.Detail)
 		return nil
 	}
 }
 
-func (r *Reconciler) annotate(ctx context.Context, obj client.Object, key, value string) error {
+// reportEvent records a report, dry run or skip on the workload, about the
+// revision subject.
+func reportEvent(recorder events.EventRecorder, metrics *Metrics, w, subject runtime.Object, action Action, cause Cause, detail string) {
+	switch action {
+	case ActionReport:
+		recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonStallDetected, "Report", "%s", detail)
+	case ActionDryRun:
+		metrics.rollbacks.WithLabelValues(string(cause), "dryrun").Inc()
+		recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "DryRun", "%s", detail)
+	default:
+		metrics.rollbacks.WithLabelValues(string(cause), "skipped").Inc()
+		recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", detail)
+	}
+}
+
+func annotate(ctx context.Context, c client.Client, obj client.Object, key, value string) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
 	if err != nil {
 		return err
 	}
-	if err := r.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("annotate %s with %s: %w", klog.KObj(obj), key, err)
 	}
 	return nil
@@ -250,19 +257,19 @@ func (r *Reconciler) annotate(ctx context.Context, obj client.Object, key, value
 
 // recordLastAction stores the action on the Deployment, conditional on the
 // version observed, so two watchers cannot both record (and report) it.
-func (r *Reconciler) recordLastAction(ctx context.Context, d *appsv1.Deployment, la LastAction) error {
+func recordLastAction(ctx context.Context, c client.Client, d client.Object, la LastAction) error {
 	raw, err := json.Marshal(la)
 	if err != nil {
 		return err
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"resourceVersion": d.ResourceVersion,
+		"resourceVersion": d.GetResourceVersion(),
 		"annotations":     map[string]string{AnnotationLastAction: string(raw)},
 	}})
 	if err != nil {
 		return err
 	}
-	if err := r.client.Patch(ctx, d, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	if err := c.Patch(ctx, d, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("record last action on %s: %w", klog.KObj(d), err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Annotations the watcher reads and writes.
@@ -67,6 +68,9 @@ const (
 	ActionSkip           Action = "Skip"
 	ActionDryRun         Action = "DryRun"
 	ActionRollback       Action = "Rollback"
+	// ActionDeleteStuckPods deletes a StatefulSet's pods that a rollback left
+	// stuck (see stuckPods).
+	ActionDeleteStuckPods Action = "DeleteStuckPods"
 )
 
 // Mode says what the watcher may do for one Deployment.
@@ -231,7 +235,6 @@ var imageReasons = []string{"ImagePullBackOff", "ErrImagePull", "InvalidImageNam
 func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
 	d := s.Deployment
 	var found []stall
-	var requeue time.Duration
 	for _, c := range d.Status.Conditions {
 		switch {
 		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
@@ -242,12 +245,24 @@ func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
 			found = append(found, stall{cause: CauseProgressDeadline, detail: fmt.Sprintf("the rollout exceeded its progress deadline (%ds)", deref(d.Spec.ProgressDeadlineSeconds)), signal: c.LastUpdateTime.Time})
 		}
 	}
-	hash := hashOf(rs)
-	for _, p := range s.Pods {
-		if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != hash || p.DeletionTimestamp != nil {
+	pods, requeue := podStalls(s.Pods, appsv1.DefaultDeploymentUniqueLabelKey, hashOf(rs), s.Now, set)
+	found = append(found, pods...)
+	if st := firstStall(found); st.cause != "" {
+		return st
+	}
+	return stall{requeue: requeue}
+}
+
+// podStalls finds the pods of one revision (label key=value) that stall a
+// rollout: waiting on their image or config past the grace period, crash
+// looping, or unschedulable. requeue is when a pod still within its grace
+// period should be looked at again.
+func podStalls(pods []*corev1.Pod, key, value string, now time.Time, set Settings) (found []stall, requeue time.Duration) {
+	for _, p := range pods {
+		if p.Labels[key] != value || p.DeletionTimestamp != nil {
 			continue
 		}
-		age := s.Now.Sub(p.CreationTimestamp.Time)
+		age := now.Sub(p.CreationTimestamp.Time)
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 				if age >= set.ImagePullGrace {
@@ -275,20 +290,12 @@ func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
 				found = append(found, stall{cause: cause, signal: p.CreationTimestamp.Add(set.ImagePullGrace),
 					detail: fmt.Sprintf("pod %s: container %s (%s) waiting in %s for %s", p.Name, cs.Name, cs.Image, w.Reason, age.Round(time.Second))})
 			case w.Reason == "CrashLoopBackOff" && cs.RestartCount >= set.CrashLoopRestarts:
-				found = append(found, stall{cause: CauseCrashLoop, signal: s.Now,
+				found = append(found, stall{cause: CauseCrashLoop, signal: now,
 					detail: fmt.Sprintf("pod %s: container %s (%s) in CrashLoopBackOff after %d restarts", p.Name, cs.Name, cs.Image, cs.RestartCount)})
 			}
 		}
 	}
-	for _, st := range found {
-		if !st.cause.Rollbackable() {
-			return st
-		}
-	}
-	if len(found) > 0 {
-		return found[0]
-	}
-	return stall{requeue: requeue}
+	return found, requeue
 }
 
 // knownGoodTarget is the newest ReplicaSet, other than current, that the
@@ -330,9 +337,9 @@ func rolledBackFrom(d *appsv1.Deployment) string {
 
 // lastAction reads the Deployment's record of the watcher's last action; a
 // missing or unreadable record reads as none.
-func lastAction(d *appsv1.Deployment) LastAction {
+func lastAction(d metav1.Object) LastAction {
 	var la LastAction
-	if raw, ok := d.Annotations[AnnotationLastAction]; ok {
+	if raw, ok := d.GetAnnotations()[AnnotationLastAction]; ok {
 		_ = json.Unmarshal([]byte(raw), &la)
 	}
 	return la

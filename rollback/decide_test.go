@@ -340,8 +340,8 @@ func TestTrimDropsWhatDecideDoesNotRead(t *testing.T) {
 	p := pod("bbb", time.Minute, corev1.ContainerStatus{Name: "web", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}
 	got, _ = trimPod(p)
-	if tp := got.(*corev1.Pod); len(tp.Status.ContainerStatuses) != 0 || len(tp.Status.Conditions) != 0 || tp.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != "bbb" {
-		t.Errorf("healthy pod trimmed to %+v", tp)
+	if tp := got.(*corev1.Pod); len(tp.Status.ContainerStatuses) != 0 || len(tp.Status.Conditions) != 1 || !podReady(tp) || tp.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != "bbb" {
+		t.Errorf("healthy pod trimmed to %+v: want its hash label and Ready condition only", tp)
 	}
 }
 

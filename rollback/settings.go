@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rollout-guard/rollout-guard/config"
 )
@@ -18,9 +18,9 @@ var gitOpsManagers = []string{"argocd-controller", "argocd-application-controlle
 // gitOpsLabels mark objects that Argo CD or Flux manage.
 var gitOpsLabels = []string{"argocd.argoproj.io/instance", "kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name"}
 
-// ResolveSettings combines the global configuration with the Deployment's
+// ResolveSettings combines the global configuration with the workload's
 // annotations.
-func ResolveSettings(global config.Rollback, d *appsv1.Deployment) Settings {
+func ResolveSettings(global config.Rollback, d metav1.Object) Settings {
 	s := Settings{
 		Mode:              Mode(global.Mode),
 		ImagePullGrace:    global.ImagePullGracePeriod.Duration,
@@ -30,7 +30,7 @@ func ResolveSettings(global config.Rollback, d *appsv1.Deployment) Settings {
 		s.Mode = ModeDryRun
 		s.Notes = append(s.Notes, fmt.Sprintf("managed by %s, which would re-apply the bad spec; set %s: \"true\" to allow automatic rollback", by, AnnotationAutoRollback))
 	}
-	a := d.Annotations
+	a := d.GetAnnotations()
 	switch v, ok := a[AnnotationAutoRollback]; {
 	case !ok:
 	case v == "false":
@@ -61,13 +61,13 @@ func ResolveSettings(global config.Rollback, d *appsv1.Deployment) Settings {
 	return s
 }
 
-func gitOpsManager(d *appsv1.Deployment) string {
+func gitOpsManager(d metav1.Object) string {
 	for _, l := range gitOpsLabels {
-		if _, ok := d.Labels[l]; ok {
+		if _, ok := d.GetLabels()[l]; ok {
 			return strings.SplitN(l, ".", 2)[0]
 		}
 	}
-	for _, mf := range d.ManagedFields {
+	for _, mf := range d.GetManagedFields() {
 		for _, m := range gitOpsManagers {
 			if mf.Manager == m {
 				return m

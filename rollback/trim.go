@@ -43,17 +43,24 @@ func trimMeta(m metav1.ObjectMeta, labels map[string]string) metav1.ObjectMeta {
 	return out
 }
 
-// hashLabel keeps only pod-template-hash, by which ReplicaSets and pods are
-// told apart.
+// hashLabel keeps only the revision labels, by which ReplicaSets, pods and
+// ControllerRevisions are told apart: pod-template-hash and
+// controller-revision-hash.
 func hashLabel(labels map[string]string) map[string]string {
-	if h, ok := labels[appsv1.DefaultDeploymentUniqueLabelKey]; ok {
-		return map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: h}
+	var out map[string]string
+	for _, k := range []string{appsv1.DefaultDeploymentUniqueLabelKey, appsv1.ControllerRevisionHashLabelKey} {
+		if h, ok := labels[k]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = h
+		}
 	}
-	return nil
+	return out
 }
 
-// trimPod keeps identity, owner, the scheduling condition and container
-// states.
+// trimPod keeps identity, owner, the scheduling and ready conditions and
+// container states.
 func trimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -62,8 +69,11 @@ func trimPod(obj any) (any, error) {
 	trimmed := &corev1.Pod{ObjectMeta: trimMeta(p.ObjectMeta, hashLabel(p.Labels))}
 	trimmed.Annotations = nil
 	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+		switch {
+		case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse:
 			trimmed.Status.Conditions = append(trimmed.Status.Conditions, corev1.PodCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+		case c.Type == corev1.PodReady:
+			trimmed.Status.Conditions = append(trimmed.Status.Conditions, corev1.PodCondition{Type: c.Type, Status: c.Status})
 		}
 	}
 	trimmed.Status.ContainerStatuses = trimStatuses(p.Status.ContainerStatuses)
@@ -128,11 +138,7 @@ func trimDeployment(obj any) (any, error) {
 			ReadyReplicas: d.Status.ReadyReplicas,
 		},
 	}
-	for _, mf := range d.ManagedFields {
-		if !slices.ContainsFunc(trimmed.ManagedFields, func(e metav1.ManagedFieldsEntry) bool { return e.Manager == mf.Manager }) {
-			trimmed.ManagedFields = append(trimmed.ManagedFields, metav1.ManagedFieldsEntry{Manager: mf.Manager})
-		}
-	}
+	trimmed.ManagedFields = managers(d.ManagedFields)
 	for _, c := range d.Status.Conditions {
 		failing := (c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse) ||
 			(c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue)
@@ -141,4 +147,53 @@ func trimDeployment(obj any) (any, error) {
 		}
 	}
 	return trimmed, nil
+}
+
+// managers keeps each field manager's name once, without its field set:
+// GitOps detection needs only the names.
+func managers(in []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	var out []metav1.ManagedFieldsEntry
+	for _, mf := range in {
+		if !slices.ContainsFunc(out, func(e metav1.ManagedFieldsEntry) bool { return e.Manager == mf.Manager }) {
+			out = append(out, metav1.ManagedFieldsEntry{Manager: mf.Manager})
+		}
+	}
+	return out
+}
+
+// trimStatefulSet keeps metadata, replicas and the status the rollout state
+// depends on; the undo applies a ControllerRevision's template.
+func trimStatefulSet(obj any) (any, error) {
+	ss, ok := obj.(*appsv1.StatefulSet)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &appsv1.StatefulSet{ObjectMeta: trimMeta(ss.ObjectMeta, ss.Labels), Spec: appsv1.StatefulSetSpec{Replicas: ss.Spec.Replicas}, Status: ss.Status}
+	trimmed.Status.Conditions = nil
+	trimmed.ManagedFields = managers(ss.ManagedFields)
+	return trimmed, nil
+}
+
+// trimDaemonSet keeps metadata and the status the rollout state depends on.
+func trimDaemonSet(obj any) (any, error) {
+	ds, ok := obj.(*appsv1.DaemonSet)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &appsv1.DaemonSet{ObjectMeta: trimMeta(ds.ObjectMeta, ds.Labels), Status: ds.Status}
+	trimmed.Status.Conditions = nil
+	trimmed.ManagedFields = managers(ds.ManagedFields)
+	return trimmed, nil
+}
+
+// trimControllerRevision keeps the revision whole but for managedFields: its
+// data is the template the undo applies and the images messages name, and
+// a workload keeps only a few revisions.
+func trimControllerRevision(obj any) (any, error) {
+	cr, ok := obj.(*appsv1.ControllerRevision)
+	if !ok {
+		return obj, nil
+	}
+	cr.ManagedFields = nil
+	return cr, nil
 }

@@ -45,7 +45,10 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:        {Transform: trimPod},
 			&appsv1.ReplicaSet{}: {Transform: trimReplicaSet},
-			&appsv1.Deployment{}: {Transform: trimDeployment, Label: selector},
+			&appsv1.Deployment{}:         {Transform: trimDeployment, Label: selector},
+			&appsv1.StatefulSet{}:        {Transform: trimStatefulSet, Label: selector},
+			&appsv1.DaemonSet{}:          {Transform: trimDaemonSet, Label: selector},
+			&appsv1.ControllerRevision{}: {Transform: trimControllerRevision},
 		}},
 	})
 	if err != nil {
@@ -58,6 +61,15 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 	r := NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), opts.Rollback, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
+	}
+	for _, kind := range []string{"StatefulSet", "DaemonSet"} {
+		rr, err := NewRevisionReconciler(mgr.GetClient(), kind, opts.Rollback, r.breaker, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		if err := rr.SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -16,13 +16,19 @@ func image(d *appsv1.Deployment) string { return d.Spec.Template.Spec.Containers
 // events lists the watcher's Events about a Deployment with the given reason.
 func events(t *testing.T, ns, name, reason string) []eventsv1.Event {
 	t.Helper()
+	return workloadEvents(t, ns, "Deployment", name, reason)
+}
+
+// workloadEvents lists the watcher's Events about a workload of kind with the given reason.
+func workloadEvents(t *testing.T, ns, kind, name, reason string) []eventsv1.Event {
+	t.Helper()
 	list, err := clientset(t).EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatalf("list events: %v", err)
 	}
 	var out []eventsv1.Event
 	for _, e := range list.Items {
-		if e.Regarding.Kind == "Deployment" && e.Regarding.Name == name && e.Reason == reason {
+		if e.Regarding.Kind == kind && e.Regarding.Name == name && e.Reason == reason {
 			out = append(out, e)
 		}
 	}

@@ -1,0 +1,178 @@
+package rollback
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/rollout-guard/rollout-guard/config"
+)
+
+// RevisionReconciler rolls back stalled StatefulSets or DaemonSets, one kind
+// per reconciler.
+type RevisionReconciler struct {
+	client   client.Client
+	opts     config.Rollback
+	breaker  *Breaker
+	recorder events.EventRecorder
+	metrics  *Metrics
+	now      func() time.Time
+	kind     string
+	newObj   func() client.Object
+}
+
+// NewRevisionReconciler builds the reconciler for kind, StatefulSet or
+// DaemonSet. The breaker is shared with the other kinds: stalls everywhere
+// count toward one cluster-wide limit.
+func NewRevisionReconciler(c client.Client, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) (*RevisionReconciler, error) {
+	r := &RevisionReconciler{client: c, opts: opts, breaker: breaker, recorder: recorder, metrics: metrics, now: now, kind: kind}
+	switch kind {
+	case "StatefulSet":
+		r.newObj = func() client.Object { return &appsv1.StatefulSet{} }
+	case "DaemonSet":
+		r.newObj = func() client.Object { return &appsv1.DaemonSet{} }
+	default:
+		return nil, fmt.Errorf("no revision history for kind %q", kind)
+	}
+	return r, nil
+}
+
+// SetupWithManager registers the controller. The owner index on pods is
+// registered by the Deployment reconciler; this one adds ControllerRevisions.
+func (r *RevisionReconciler) SetupWithManager(mgr manager.Manager) error {
+	return ctrl.ControllerManagedBy(mgr).
+		Named("rollback-"+r.kind).
+		For(r.newObj()).
+		Owns(&appsv1.ControllerRevision{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), r.newObj(), handler.OnlyControllerOwner())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.opts.Workers}).
+		Complete(r)
+}
+
+// Reconcile observes one workload, decides, and acts.
+func (r *RevisionReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx)
+	snap, err := r.observe(ctx, req.NamespacedName)
+	if apierrors.IsNotFound(err) {
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	dec := DecideRevisions(snap, ResolveSettings(r.opts, snap.Workload))
+	if dec.Action == ActionRollback || dec.Action == ActionDryRun {
+		open := r.breaker.Record(r.kind+"/"+req.String(), snap.Now)
+		r.metrics.breakerOpen.Set(boolGauge(open))
+		if open && dec.Action == ActionRollback {
+			dec = RevisionDecision{
+				Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject,
+				Key:          fmt.Sprintf("%d/%s/%s/breaker", dec.Subject.Revision, ActionSkip, dec.Cause),
+				Detail:       fmt.Sprintf("%s; automatic rollbacks are paused: more than %d workloads stalled within %s, which points at the cluster rather than this release", dec.Detail, r.opts.CircuitBreaker.MaxStalls, r.opts.CircuitBreaker.Window.Duration),
+				RequeueAfter: r.opts.CircuitBreaker.Window.Duration,
+			}
+			if lastAction(snap.Workload).Key == dec.Key {
+				return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
+			}
+		}
+	}
+	if dec.Action != ActionNone {
+		log.Info("Acting on workload", "kind", r.kind, "workload", klog.KObj(snap.Workload), "action", dec.Action, "cause", dec.Cause, "detail", dec.Detail)
+	}
+	if err := r.act(ctx, snap, dec); err != nil {
+		if apierrors.IsConflict(err) {
+			log.V(1).Info("Conflict; observing again", "kind", r.kind, "workload", klog.KObj(snap.Workload))
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
+}
+
+func (r *RevisionReconciler) observe(ctx context.Context, key types.NamespacedName) (RevisionSnapshot, error) {
+	w := r.newObj()
+	if err := r.client.Get(ctx, key, w); err != nil {
+		return RevisionSnapshot{}, err
+	}
+	var revs appsv1.ControllerRevisionList
+	if err := r.client.List(ctx, &revs, client.InNamespace(key.Namespace), client.MatchingFields{ownerIndex: string(w.GetUID())}); err != nil {
+		return RevisionSnapshot{}, fmt.Errorf("list ControllerRevisions of %s %s: %w", r.kind, key, err)
+	}
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingFields{ownerIndex: string(w.GetUID())}); err != nil {
+		return RevisionSnapshot{}, fmt.Errorf("list pods of %s %s: %w", r.kind, key, err)
+	}
+	snap := RevisionSnapshot{Workload: w, Now: r.now()}
+	for i := range revs.Items {
+		snap.Revisions = append(snap.Revisions, &revs.Items[i])
+	}
+	for i := range pods.Items {
+		snap.Pods = append(snap.Pods, &pods.Items[i])
+	}
+	return snap, nil
+}
+
+// act carries out a decision: one patch (or the deletion of stuck pods), at
+// most one Event, one metric.
+func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec RevisionDecision) error {
+	w := snap.Workload
+	stamp := snap.Now.UTC().Format(time.RFC3339)
+	switch dec.Action {
+	case ActionNone:
+		return nil
+	case ActionMarkGood:
+		return annotate(ctx, r.client, dec.Subject, AnnotationKnownGood, stamp)
+	case ActionMarkRolledBack:
+		return annotate(ctx, r.client, dec.Subject, AnnotationRolledBack, stamp)
+	case ActionDeleteStuckPods:
+		for _, p := range dec.StuckPods {
+			// The UID precondition deletes this pod, never a replacement with its name.
+			if err := r.client.Delete(ctx, p, client.Preconditions{UID: &p.UID}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete stuck pod %s: %w", klog.KObj(p), err)
+			}
+		}
+		r.recorder.Eventf(w, nil, corev1.EventTypeNormal, ReasonRolledBack, "DeleteStuckPods", "%s", dec.Detail)
+		return nil
+	case ActionRollback:
+		patch, err := RevisionUndoPatch(w, dec.Target, LastAction{
+			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionString(dec.Subject), ToRevision: revisionString(dec.Target),
+			FromHash: dec.Subject.Name, Message: dec.Detail, Time: stamp,
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.client.Patch(ctx, w, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+			if !apierrors.IsConflict(err) {
+				r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "failed").Inc()
+			}
+			return fmt.Errorf("roll back %s %s: %w", r.kind, klog.KObj(w), err)
+		}
+		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
+		r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "success").Inc()
+		if !dec.Signal.IsZero() {
+			r.metrics.reaction.Observe(r.now().Sub(dec.Signal).Seconds())
+		}
+		r.recorder.Eventf(w, dec.Target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", dec.Detail)
+		return nil
+	default:
+		if err := recordLastAction(ctx, r.client, w, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp}); err != nil {
+			return err
+		}
+		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
+		reportEvent(r.recorder, r.metrics, w, dec.Subject, dec.Action, dec.Cause, dec.Detail)
+		return nil
+	}
+}
