@@ -43,8 +43,8 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 		// Stepping down at once on shutdown lets the standby take over quickly.
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:        {Transform: trimPod},
-			&appsv1.ReplicaSet{}: {Transform: trimReplicaSet},
+			&corev1.Pod{}:                {Transform: trimPod},
+			&appsv1.ReplicaSet{}:         {Transform: trimReplicaSet},
 			&appsv1.Deployment{}:         {Transform: trimDeployment, Label: selector},
 			&appsv1.StatefulSet{}:        {Transform: trimStatefulSet, Label: selector},
 			&appsv1.DaemonSet{}:          {Transform: trimDaemonSet, Label: selector},
