@@ -298,7 +298,7 @@ func TestTrimDropsWhatDecideDoesNotRead(t *testing.T) {
 		d.Annotations[corev1.LastAppliedConfigAnnotation] = strings.Repeat("x", 4096)
 		d.Annotations[AnnotationAutoRollback] = "dryrun"
 		d.ManagedFields = []metav1.ManagedFieldsEntry{
-			{Manager: "kubectl", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}},
+			{Manager: "kubectl", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{}}`)},
 			{Manager: "kubectl", Subresource: "scale"}, {Manager: "argocd-controller"},
 		}
 		d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "web", Image: "nginx:1.9.1", Args: []string{"--big"}}}
