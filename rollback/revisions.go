@@ -117,7 +117,7 @@ func DecideRevisions(s RevisionSnapshot, set Settings) RevisionDecision {
 			names[i] = p.Name
 		}
 		return RevisionDecision{Action: ActionDeleteStuckPods, Subject: current, StuckPods: stuck,
-			Detail: fmt.Sprintf("deleted pod(s) %s of a rolled-back revision: they never became Ready, and the StatefulSet would wait for them forever", strings.Join(names, ", "))}
+			Detail: fmt.Sprintf("pod(s) %s of a rolled-back revision never became Ready, and the StatefulSet would wait for them forever", strings.Join(names, ", "))}
 	}
 	if r.complete {
 		if _, marked := current.Annotations[AnnotationKnownGood]; !marked {

@@ -3,6 +3,7 @@ package rollback
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,7 +26,9 @@ import (
 // RevisionReconciler rolls back stalled StatefulSets or DaemonSets, one kind
 // per reconciler.
 type RevisionReconciler struct {
-	client   client.Client
+	client client.Client
+	// live reads around the cache: the stuck pods, just before deleting them.
+	live     client.Reader
 	opts     config.Rollback
 	breaker  *Breaker
 	recorder events.EventRecorder
@@ -38,8 +41,8 @@ type RevisionReconciler struct {
 // NewRevisionReconciler builds the reconciler for kind, StatefulSet or
 // DaemonSet. The breaker is shared with the other kinds: stalls everywhere
 // count toward one cluster-wide limit.
-func NewRevisionReconciler(c client.Client, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) (*RevisionReconciler, error) {
-	r := &RevisionReconciler{client: c, opts: opts, breaker: breaker, recorder: recorder, metrics: metrics, now: now, kind: kind}
+func NewRevisionReconciler(c client.Client, live client.Reader, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) (*RevisionReconciler, error) {
+	r := &RevisionReconciler{client: c, live: live, opts: opts, breaker: breaker, recorder: recorder, metrics: metrics, now: now, kind: kind}
 	switch kind {
 	case "StatefulSet":
 		r.newObj = func() client.Object { return &appsv1.StatefulSet{} }
@@ -138,13 +141,33 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 	case ActionMarkRolledBack:
 		return annotate(ctx, r.client, dec.Subject, AnnotationRolledBack, stamp)
 	case ActionDeleteStuckPods:
+		var deleted []string
 		for _, p := range dec.StuckPods {
-			// The UID precondition deletes this pod, never a replacement with its name.
-			if err := r.client.Delete(ctx, p, client.Preconditions{UID: &p.UID}); err != nil && !apierrors.IsNotFound(err) {
+			// The cache may not show a deletion made a moment ago: read the pod
+			// live so that each is deleted, and reported, once.
+			var cur corev1.Pod
+			if err := r.live.Get(ctx, client.ObjectKeyFromObject(p), &cur); apierrors.IsNotFound(err) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("read stuck pod %s: %w", klog.KObj(p), err)
+			}
+			if cur.UID != p.UID || cur.DeletionTimestamp != nil {
+				continue // a replacement with the same name, or already going
+			}
+			// The preconditions delete this pod as read, never a replacement.
+			err := r.client.Delete(ctx, &cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion})
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("delete stuck pod %s: %w", klog.KObj(p), err)
 			}
+			deleted = append(deleted, cur.Name)
 		}
-		r.recorder.Eventf(w, nil, corev1.EventTypeNormal, ReasonRolledBack, "DeleteStuckPods", "%s", dec.Detail)
+		if len(deleted) > 0 {
+			r.recorder.Eventf(w, nil, corev1.EventTypeNormal, ReasonRolledBack, "DeleteStuckPods",
+				"deleted pod(s) %s of a rolled-back revision: they never became Ready, and the StatefulSet would wait for them forever", strings.Join(deleted, ", "))
+		}
 		return nil
 	case ActionRollback:
 		patch, err := RevisionUndoPatch(w, dec.Target, LastAction{

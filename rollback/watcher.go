@@ -63,7 +63,7 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 		return nil, err
 	}
 	for _, kind := range []string{"StatefulSet", "DaemonSet"} {
-		rr, err := NewRevisionReconciler(mgr.GetClient(), kind, opts.Rollback, r.breaker, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
+		rr, err := NewRevisionReconciler(mgr.GetClient(), mgr.GetAPIReader(), kind, opts.Rollback, r.breaker, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
 		if err != nil {
 			return nil, err
 		}

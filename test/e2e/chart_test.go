@@ -227,6 +227,7 @@ func checkRBAC(t *testing.T, ns, full string, certManager bool) {
 		{watcherSA, "patch", "daemonsets.apps", "default", true},
 		{watcherSA, "patch", "controllerrevisions.apps", "default", true},
 		{watcherSA, "delete", "pods", "default", true},
+		{watcherSA, "get", "pods", "default", true},
 		{watcherSA, "create", "pods", "default", false},
 		{watcherSA, "create", "events.events.k8s.io", "default", true},
 		{watcherSA, "update", "leases.coordination.k8s.io", ns, true},
