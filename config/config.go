@@ -102,7 +102,7 @@ type Rollback struct {
 	Selector string `json:"selector,omitempty"`
 }
 
-// CircuitBreaker trips when more than MaxStalls Deployments stall within Window.
+// CircuitBreaker trips when more than MaxStalls workloads stall within Window.
 type CircuitBreaker struct {
 	MaxStalls int             `json:"maxStalls"`
 	Window    metav1.Duration `json:"window"`

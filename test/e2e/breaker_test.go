@@ -18,7 +18,7 @@ func TestRollbackCircuitBreakerTrips(t *testing.T) {
 	ns := namespace(t)
 	url, err := suite.cluster.StartWatcher(context.Background(), "rollout-guard-watcher-breaker", suite.binary, false,
 		"--kubeconfig", suite.cluster.Kubeconfig, "--namespace", "rollout-guard",
-		"--config", filepath.Join(suite.repo, "test", "e2e", "testdata", "config.yaml"),
+		"--config", filepath.Join(suite.repo, "test", "e2e", "testdata", "breaker-config.yaml"),
 		"--selector", "rollout-guard.io/e2e-watcher=breaker")
 	if err != nil {
 		t.Fatalf("start the breaker test's watcher: %v", err)
