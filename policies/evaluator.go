@@ -52,8 +52,17 @@ type Violation struct {
 type Evaluator struct {
 	policies map[string]Policy
 	names    []string
-	query    rego.PreparedEvalQuery
-	timeout  time.Duration
+	// rules are the query's results, in order: an array rather than an
+	// object keyed by policy, so that reading them needs no lookups.
+	rules   []ruleRef
+	query   rego.PreparedEvalQuery
+	timeout time.Duration
+}
+
+// ruleRef is one deny or warn rule of a policy.
+type ruleRef struct {
+	policy string
+	warn   bool
 }
 
 // paramsRoot is where each policy's parameters live in data. A policy reads
@@ -157,14 +166,15 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 	for _, name := range e.names {
 		for _, r := range []string{"deny", "warn"} {
 			if rulesOf[name][r] {
-				entries = append(entries, fmt.Sprintf("%q: data.%s.%s", name+"/"+r, Package(name), r))
+				entries = append(entries, fmt.Sprintf("data.%s.%s", Package(name), r))
+				e.rules = append(e.rules, ruleRef{policy: name, warn: r == "warn"})
 			}
 		}
 	}
 	q, err := rego.New(
 		rego.Compiler(compiler), rego.Store(inmem.NewFromObjectWithOpts(map[string]any{paramsRoot: allParams}, inmem.OptReturnASTValuesOnRead(true))),
 		rego.Capabilities(caps), rego.Strict(true), rego.StrictBuiltinErrors(true),
-		rego.SetRegoVersion(ast.RegoV1), rego.Query("{"+strings.Join(entries, ", ")+"}"),
+		rego.SetRegoVersion(ast.RegoV1), rego.Query("["+strings.Join(entries, ", ")+"]"),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, &CompileError{Policy: "(policy set)", Err: err}
@@ -221,42 +231,36 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, nil
 	}
-	results, _ := rs[0].Expressions[0].Value.(ast.Object)
-	if results == nil {
-		return nil, nil
+	results, _ := rs[0].Expressions[0].Value.(*ast.Array)
+	if results == nil || results.Len() != len(e.rules) {
+		return nil, fmt.Errorf("policy evaluation returned %v, not one result per rule", rs[0].Expressions[0].Value)
 	}
-	for _, name := range e.names {
-		p := e.policies[name]
+	for i, r := range e.rules {
+		p := e.policies[r.policy]
 		if len(p.Kinds) > 0 && !slices.Contains(p.Kinds, kind) {
 			continue
 		}
-		for _, rule := range []string{"deny", "warn"} {
-			enforcement := p.Settings.Enforcement
-			if rule == "warn" && enforcement == Deny {
-				enforcement = Warn
+		found, _ := results.Elem(i).Value.(ast.Set)
+		if found == nil || found.Len() == 0 {
+			continue
+		}
+		enforcement := p.Settings.Enforcement
+		if r.warn && enforcement == Deny {
+			enforcement = Warn
+		}
+		var convErr error
+		found.Foreach(func(t *ast.Term) {
+			item, err := ast.JSON(t.Value)
+			if err != nil {
+				convErr = err
+				return
 			}
-			t := results.Get(ast.StringTerm(name + "/" + rule))
-			if t == nil {
-				continue // the policy has no such rule
-			}
-			found, _ := t.Value.(ast.Set)
-			if found == nil || found.Len() == 0 {
-				continue
-			}
-			var convErr error
-			found.Foreach(func(t *ast.Term) {
-				item, err := ast.JSON(t.Value)
-				if err != nil {
-					convErr = err
-					return
-				}
-				v := toViolation(item)
-				v.Policy, v.Enforcement, v.Exemptible = name, enforcement, p.Settings.Exemptible
-				violations = append(violations, v)
-			})
-			if convErr != nil {
-				return nil, fmt.Errorf("policy %s: read its %s result: %w", name, rule, convErr)
-			}
+			v := toViolation(item)
+			v.Policy, v.Enforcement, v.Exemptible = r.policy, enforcement, p.Settings.Exemptible
+			violations = append(violations, v)
+		})
+		if convErr != nil {
+			return nil, fmt.Errorf("policy %s: read a result: %w", r.policy, convErr)
 		}
 	}
 	slices.SortStableFunc(violations, func(a, b Violation) int {

@@ -38,11 +38,17 @@ const ownerIndex = ".metadata.controllerUID"
 
 // Reconciler rolls back stalled Deployments.
 type Reconciler struct {
-	client client.Client
+	actor
 	// live reads around the cache: the undo's target template, which the cache trims.
-	live     client.Reader
-	opts     config.Rollback
-	breaker  *Breaker
+	live    client.Reader
+	opts    config.Rollback
+	breaker *Breaker
+}
+
+// actor is what both reconcilers act with: the cached client, Events,
+// metrics and the clock.
+type actor struct {
+	client   client.Client
 	recorder events.EventRecorder
 	metrics  *Metrics
 	now      func() time.Time
@@ -51,7 +57,7 @@ type Reconciler struct {
 // NewReconciler builds the reconciler.
 func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
 	return &Reconciler{
-		client: c, live: live, opts: opts, recorder: recorder, metrics: metrics, now: now,
+		actor: actor{client: c, recorder: recorder, metrics: metrics, now: now}, live: live, opts: opts,
 		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.Window.Duration),
 	}
 }
@@ -206,42 +212,49 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 		if err != nil {
 			return err
 		}
-		if err := r.client.Patch(ctx, d, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-			if !apierrors.IsConflict(err) {
-				r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "failed").Inc()
-			}
-			return fmt.Errorf("roll back %s: %w", klog.KObj(d), err)
-		}
-		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
-		r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "success").Inc()
-		if !dec.Signal.IsZero() {
-			r.metrics.reaction.Observe(r.now().Sub(dec.Signal).Seconds())
-		}
-		r.recorder.Eventf(d, dec.Target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", dec.Detail)
-		return nil
+		return r.undo(ctx, d, dec.Target, client.RawPatch(types.JSONPatchType, patch), dec.Cause, dec.Signal, dec.Detail)
 	default:
-		if err := recordLastAction(ctx, r.client, d, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp}); err != nil {
-			return err
-		}
-		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
-		reportEvent(r.recorder, r.metrics, d, dec.Subject, dec.Action, dec.Cause, dec.Detail)
-		return nil
+		return r.report(ctx, d, dec.Subject, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp})
 	}
 }
 
-// reportEvent records a report, dry run or skip on the workload, about the
-// revision subject.
-func reportEvent(recorder events.EventRecorder, metrics *Metrics, w, subject runtime.Object, action Action, cause Cause, detail string) {
-	switch action {
-	case ActionReport:
-		recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonStallDetected, "Report", "%s", detail)
-	case ActionDryRun:
-		metrics.rollbacks.WithLabelValues(string(cause), "dryrun").Inc()
-		recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "DryRun", "%s", detail)
-	default:
-		metrics.rollbacks.WithLabelValues(string(cause), "skipped").Inc()
-		recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", detail)
+// undo sends the undo patch to w and accounts for it: metrics, and the
+// RolledBack Event naming target. A conflict is not a failure: the caller
+// observes again.
+func (a actor) undo(ctx context.Context, w client.Object, target runtime.Object, patch client.Patch, cause Cause, signal time.Time, detail string) error {
+	if err := a.client.Patch(ctx, w, patch); err != nil {
+		if !apierrors.IsConflict(err) {
+			a.metrics.rollbacks.WithLabelValues(string(cause), "failed").Inc()
+		}
+		return fmt.Errorf("roll back %s: %w", klog.KObj(w), err)
 	}
+	a.metrics.stalls.WithLabelValues(string(cause)).Inc()
+	a.metrics.rollbacks.WithLabelValues(string(cause), "success").Inc()
+	if !signal.IsZero() {
+		a.metrics.reaction.Observe(a.now().Sub(signal).Seconds())
+	}
+	a.recorder.Eventf(w, target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", detail)
+	return nil
+}
+
+// report records a report, dry run or skip as w's last action, so that it is
+// made once, and tells about it (Event about the revision subject, metrics).
+func (a actor) report(ctx context.Context, w client.Object, subject runtime.Object, la LastAction) error {
+	if err := recordLastAction(ctx, a.client, w, la); err != nil {
+		return err
+	}
+	a.metrics.stalls.WithLabelValues(string(la.Cause)).Inc()
+	switch la.Action {
+	case ActionReport:
+		a.recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonStallDetected, "Report", "%s", la.Message)
+	case ActionDryRun:
+		a.metrics.rollbacks.WithLabelValues(string(la.Cause), "dryrun").Inc()
+		a.recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "DryRun", "%s", la.Message)
+	default:
+		a.metrics.rollbacks.WithLabelValues(string(la.Cause), "skipped").Inc()
+		a.recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", la.Message)
+	}
+	return nil
 }
 
 func annotate(ctx context.Context, c client.Client, obj client.Object, key, value string) error {

@@ -26,23 +26,20 @@ import (
 // RevisionReconciler rolls back stalled StatefulSets or DaemonSets, one kind
 // per reconciler.
 type RevisionReconciler struct {
-	client client.Client
+	actor
 	// live reads around the cache: the stuck pods, just before deleting them.
-	live     client.Reader
-	opts     config.Rollback
-	breaker  *Breaker
-	recorder events.EventRecorder
-	metrics  *Metrics
-	now      func() time.Time
-	kind     string
-	newObj   func() client.Object
+	live    client.Reader
+	opts    config.Rollback
+	breaker *Breaker
+	kind    string
+	newObj  func() client.Object
 }
 
 // NewRevisionReconciler builds the reconciler for kind, StatefulSet or
 // DaemonSet. The breaker is shared with the other kinds: stalls everywhere
 // count toward one cluster-wide limit.
 func NewRevisionReconciler(c client.Client, live client.Reader, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) (*RevisionReconciler, error) {
-	r := &RevisionReconciler{client: c, live: live, opts: opts, breaker: breaker, recorder: recorder, metrics: metrics, now: now, kind: kind}
+	r := &RevisionReconciler{actor: actor{client: c, recorder: recorder, metrics: metrics, now: now}, live: live, opts: opts, breaker: breaker, kind: kind}
 	switch kind {
 	case "StatefulSet":
 		r.newObj = func() client.Object { return &appsv1.StatefulSet{} }
@@ -177,25 +174,8 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 		if err != nil {
 			return err
 		}
-		if err := r.client.Patch(ctx, w, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
-			if !apierrors.IsConflict(err) {
-				r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "failed").Inc()
-			}
-			return fmt.Errorf("roll back %s %s: %w", r.kind, klog.KObj(w), err)
-		}
-		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
-		r.metrics.rollbacks.WithLabelValues(string(dec.Cause), "success").Inc()
-		if !dec.Signal.IsZero() {
-			r.metrics.reaction.Observe(r.now().Sub(dec.Signal).Seconds())
-		}
-		r.recorder.Eventf(w, dec.Target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", dec.Detail)
-		return nil
+		return r.undo(ctx, w, dec.Target, client.RawPatch(types.StrategicMergePatchType, patch), dec.Cause, dec.Signal, dec.Detail)
 	default:
-		if err := recordLastAction(ctx, r.client, w, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp}); err != nil {
-			return err
-		}
-		r.metrics.stalls.WithLabelValues(string(dec.Cause)).Inc()
-		reportEvent(r.recorder, r.metrics, w, dec.Subject, dec.Action, dec.Cause, dec.Detail)
-		return nil
+		return r.report(ctx, w, dec.Subject, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -31,7 +32,8 @@ type Mutator struct {
 	skip    []string
 	// namespaces reads Namespace objects (from a cache) for their annotations.
 	namespaces client.Reader
-	// history reads ReplicaSets live, only when an update might restore one.
+	// history reads ReplicaSets and ControllerRevisions live, only when an
+	// update might restore one.
 	history client.Reader
 	metrics *Metrics
 }
@@ -154,12 +156,13 @@ func (m *Mutator) defaults(ctx context.Context, namespace string, annotations ma
 	return d, append(notes, problems...)
 }
 
-// restoresRevision reports whether an update sets a Deployment's pod
-// template back to one of its ReplicaSets (kubectl rollout undo, or
-// rollout-guard's own undo). The Deployment controller re-adopts that
-// ReplicaSet only if the template is left exactly as it was.
+// restoresRevision reports whether an update sets a workload's pod template
+// back to one of its earlier revisions (kubectl rollout undo, or
+// rollout-guard's own undo): a Deployment's ReplicaSet, or a StatefulSet's
+// or DaemonSet's ControllerRevision. The controller re-adopts that revision
+// only if the template is left exactly as it was.
 func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request) (bool, error) {
-	if req.Kind.Kind != "Deployment" || m.history == nil {
+	if m.history == nil {
 		return false, nil
 	}
 	// The template as the request sent it, before any mutation.
@@ -167,32 +170,67 @@ func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request) (
 	if err != nil {
 		return false, err
 	}
-	d := obj.(*appsv1.Deployment)
 	old, err := decodeWorkload(req.Kind, req.OldObject, "oldObject")
 	if err != nil {
 		return false, err
 	}
-	if equality.Semantic.DeepEqual(old.(*appsv1.Deployment).Spec.Template, d.Spec.Template) {
+	template, sel := templateOf(obj)
+	if oldTemplate, _ := templateOf(old); equality.Semantic.DeepEqual(oldTemplate, template) {
 		return false, nil
 	}
-	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
-		return false, fmt.Errorf("parse selector of %s/%s: %w", d.Namespace, d.Name, err)
+		return false, fmt.Errorf("parse selector of %s: %w", klog.KObj(obj), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	var sets appsv1.ReplicaSetList
-	if err := m.history.List(ctx, &sets, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return false, fmt.Errorf("list ReplicaSets of %s/%s: %w", d.Namespace, d.Name, err)
+	inScope := []client.ListOption{client.InNamespace(obj.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}}
+	if _, ok := obj.(*appsv1.Deployment); ok {
+		var sets appsv1.ReplicaSetList
+		if err := m.history.List(ctx, &sets, inScope...); err != nil {
+			return false, fmt.Errorf("list ReplicaSets of %s: %w", klog.KObj(obj), err)
+		}
+		for i := range sets.Items {
+			t := sets.Items[i].Spec.Template.DeepCopy()
+			delete(t.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+			if metav1.IsControlledBy(&sets.Items[i], obj) && equality.Semantic.DeepEqual(*t, template) {
+				return true, nil
+			}
+		}
+		return false, nil
 	}
-	for i := range sets.Items {
-		t := sets.Items[i].Spec.Template.DeepCopy()
-		delete(t.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-		if metav1.IsControlledBy(&sets.Items[i], d) && equality.Semantic.DeepEqual(*t, d.Spec.Template) {
+	var revisions appsv1.ControllerRevisionList
+	if err := m.history.List(ctx, &revisions, inScope...); err != nil {
+		return false, fmt.Errorf("list ControllerRevisions of %s: %w", klog.KObj(obj), err)
+	}
+	for i := range revisions.Items {
+		// A revision holds the template as a patch: {"spec":{"template":{...}}}.
+		var data struct {
+			Spec struct {
+				Template corev1.PodTemplateSpec `json:"template"`
+			} `json:"spec"`
+		}
+		if !metav1.IsControlledBy(&revisions.Items[i], obj) || json.Unmarshal(revisions.Items[i].Data.Raw, &data) != nil {
+			continue
+		}
+		if equality.Semantic.DeepEqual(data.Spec.Template, template) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// templateOf is a workload's pod template and selector.
+func templateOf(obj client.Object) (corev1.PodTemplateSpec, *metav1.LabelSelector) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Spec.Template, o.Spec.Selector
+	case *appsv1.StatefulSet:
+		return o.Spec.Template, o.Spec.Selector
+	case *appsv1.DaemonSet:
+		return o.Spec.Template, o.Spec.Selector
+	}
+	return corev1.PodTemplateSpec{}, nil
 }
 
 func decision(resp admission.Response) string {

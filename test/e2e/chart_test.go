@@ -237,6 +237,7 @@ func checkRBAC(t *testing.T, ns, full string, certManager bool) {
 		{webhookSA, "list", "rolloutpolicies.rollout-guard.io", "", true},
 		{webhookSA, "update", "rolloutpolicies.rollout-guard.io --subresource=status", "", true},
 		{webhookSA, "watch", "namespaces", "", true},
+		{webhookSA, "list", "controllerrevisions.apps", "default", true},
 		{webhookSA, "list", "secrets", "", false},
 		{webhookSA, "list", "secrets", ns, false},
 		{webhookSA, "update", "deployments.apps", "default", false},

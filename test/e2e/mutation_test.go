@@ -190,6 +190,60 @@ func TestMutationLeavesRolloutUndoAlone(t *testing.T) {
 	}
 }
 
+// The same for a DaemonSet: kubectl rollout undo restores a ControllerRevision,
+// which the DaemonSet re-adopts only if the webhook leaves the template alone.
+func TestMutationLeavesDaemonSetUndoAlone(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	cs := clientset(t)
+	livenessOf := func() *corev1.Probe {
+		ds, err := cs.AppsV1().DaemonSets(ns).Get(context.Background(), "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get DaemonSet: %v", err)
+		}
+		return ds.Spec.Template.Spec.Containers[0].LivenessProbe
+	}
+	mustKubectl(t, "", "annotate", "namespace", ns, "rollout-guard.io/liveness-probe=false")
+	eventually(t, 10*time.Second, "namespace annotation seen by the webhook", func(ctx context.Context) (bool, error) {
+		r := kubectl(t, workloadManifest("DaemonSet", "nginx:1.7.9"), "-n", ns, "apply", "--dry-run=server", "-o", "jsonpath={.spec.template.spec.containers[0].livenessProbe}", "-f", "-")
+		return r.err == nil && r.stdout == "", nil
+	})
+	mustKubectl(t, workloadManifest("DaemonSet", "nginx:1.7.9"), "-n", ns, "apply", "-f", "-")
+	if p := livenessOf(); p != nil {
+		t.Fatalf("revision 1 got a livenessProbe: %+v", p)
+	}
+	mustKubectl(t, "", "annotate", "namespace", ns, "rollout-guard.io/liveness-probe-")
+	// A dry-run create shows the defaults in force (an update of an unchanged template is left alone).
+	eventually(t, 10*time.Second, "namespace annotation removal seen by the webhook", func(ctx context.Context) (bool, error) {
+		other := strings.Replace(workloadManifest("DaemonSet", "nginx:1.7.9"), "name: app,", "name: other,", 1)
+		r := kubectl(t, other, "-n", ns, "apply", "--dry-run=server", "-o", "jsonpath={.spec.template.spec.containers[0].livenessProbe}", "-f", "-")
+		return r.err == nil && r.stdout != "", nil
+	})
+	mustKubectl(t, "", "-n", ns, "set", "image", "daemonset/app", "app=nginx:1.9.1")
+	if p := livenessOf(); p == nil {
+		t.Fatal("revision 2 got no livenessProbe")
+	}
+	revisions := func() int {
+		list, err := cs.AppsV1().ControllerRevisions(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=app"})
+		if err != nil {
+			t.Fatalf("list ControllerRevisions: %v", err)
+		}
+		return len(list.Items)
+	}
+	eventually(t, 30*time.Second, "2 ControllerRevisions", func(context.Context) (bool, error) { return revisions() == 2, nil })
+	r := mustKubectl(t, "", "-n", ns, "rollout", "undo", "daemonset/app")
+	if !strings.Contains(r.stderr, "restores an earlier revision") {
+		t.Errorf("undo printed no note about the restored template:\n%s", r.stderr)
+	}
+	if p := livenessOf(); p != nil {
+		t.Errorf("restored template was altered: livenessProbe %+v", p)
+	}
+	time.Sleep(2 * time.Second) // let the DaemonSet controller record its revisions
+	if n := revisions(); n != 2 {
+		t.Errorf("%d ControllerRevisions after undo, want the same 2 (undo must re-adopt, not create)", n)
+	}
+}
+
 func replicaSets(t *testing.T, ns, selector string) []appsv1.ReplicaSet {
 	t.Helper()
 	list, err := clientset(t).AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
