@@ -23,3 +23,10 @@ containers := input.object.spec.template.spec.containers
 
 # container_path is the field path of container i, for messages.
 container_path(i) := sprintf("spec.template.spec.containers[%d]", [i])
+
+# param is a policy parameter, or default_value when it is not set, for
+# platform-authored policies (built-ins read theirs as default rules, which
+# is faster). Pass input.parameters.
+param(params, name, default_value) := value if {
+	value := params[name]
+} else := default_value

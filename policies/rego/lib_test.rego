@@ -13,3 +13,8 @@ test_values_as_written if {
 	lib.kind == "StatefulSet" with input as {"object": {"kind": "StatefulSet"}}
 	lib.container_path(2) == "spec.template.spec.containers[2]"
 }
+
+test_param_or_default if {
+	lib.param({"min": 3}, "min", 2) == 3
+	lib.param({}, "min", 2) == 2
+}
