@@ -19,6 +19,7 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 	o.Namespace = ""
 	o.Webhook.Port = 70000
 	o.Webhook.MetricsAddr = "no-port"
+	o.Watcher.PprofAddr = "localhost"
 	o.Rollback.Mode = "sometimes"
 	o.Rollback.CrashLoopRestarts = 0
 	o.Rollback.Selector = "a in ("
@@ -28,7 +29,7 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid options accepted")
 	}
-	for _, path := range []string{"namespace", "webhook.port", "webhook.metricsAddr", "rollback.mode", "rollback.crashLoopRestarts",
+	for _, path := range []string{"namespace", "webhook.port", "webhook.metricsAddr", "watcher.pprofAddr", "rollback.mode", "rollback.crashLoopRestarts",
 		"rollback.selector", "mutation.defaults.strategy.revisionHistoryLimit", "policies.evaluationTimeoutMillis"} {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("error does not name %s:\n%v", path, err)
