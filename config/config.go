@@ -95,9 +95,9 @@ type Rollback struct {
 	// CircuitBreaker stops automatic rollbacks when many Deployments stall at
 	// once: that is a cluster problem, not a bad release.
 	CircuitBreaker CircuitBreaker `json:"circuitBreaker"`
-	// Workers is how many Deployments the watcher reconciles at once.
+	// Workers is how many workloads of each kind the watcher reconciles at once.
 	Workers int `json:"workers"`
-	// Selector limits the watcher to Deployments whose labels match (label
+	// Selector limits the watcher to workloads whose labels match (label
 	// selector syntax, e.g. "tier!=experimental"); empty means all.
 	Selector string `json:"selector,omitempty"`
 }

@@ -80,7 +80,7 @@ func bindFlags(fs *flag.FlagSet, cmd string, o *config.Options) {
 		fs.StringVar(&o.Watcher.PprofAddr, "pprof-addr", o.Watcher.PprofAddr, "address of net/http/pprof (0 disables)")
 		fs.BoolVar(&o.Watcher.LeaderElection, "leader-elect", o.Watcher.LeaderElection, "elect a leader so that only one watcher acts")
 		fs.StringVar(&o.Rollback.Mode, "rollback-mode", o.Rollback.Mode, "enforce (roll back) or dryrun (only report)")
-		fs.StringVar(&o.Rollback.Selector, "selector", o.Rollback.Selector, "label selector of the Deployments to watch (empty: all)")
+		fs.StringVar(&o.Rollback.Selector, "selector", o.Rollback.Selector, "label selector of the workloads (Deployments, StatefulSets, DaemonSets) to watch (empty: all)")
 	}
 }
 
