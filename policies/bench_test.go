@@ -16,22 +16,8 @@ const benchDeployment = `{"apiVersion":"apps/v1","kind":"Deployment","metadata":
 
 // BenchmarkEvaluateBuiltIns: every built-in policy on one (mutated) Deployment review.
 func BenchmarkEvaluateBuiltIns(b *testing.B) {
-	e := builtins(b)
 	in, kind := objectInput(b, []byte(benchDeployment))
-	durations := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if _, err := e.Evaluate(context.Background(), in, kind); err != nil {
-			b.Fatal(err)
-		}
-		durations = append(durations, time.Since(start))
-	}
-	b.StopTimer()
-	slices.Sort(durations)
-	b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds()), "p99-µs")
+	benchEvaluate(b, builtins(b), in, kind)
 }
 
 // BenchmarkEachBuiltIn: each built-in alone on the same review, and an empty
@@ -46,19 +32,27 @@ func BenchmarkEachBuiltIn(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			durations := make([]time.Duration, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if _, err := e.Evaluate(context.Background(), in, kind); err != nil {
-					b.Fatal(err)
-				}
-				durations = append(durations, time.Since(start))
-			}
-			b.StopTimer()
-			slices.Sort(durations)
-			b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
+			benchEvaluate(b, e, in, kind)
 		})
 	}
+}
+
+// benchEvaluate evaluates in b.N times and reports p50 and p99, since the
+// goals are stated as percentiles, not means.
+func benchEvaluate(b *testing.B, e *Evaluator, in map[string]any, kind string) {
+	b.Helper()
+	durations := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := e.Evaluate(context.Background(), in, kind); err != nil {
+			b.Fatal(err)
+		}
+		durations = append(durations, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(durations)
+	b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds()), "p99-µs")
 }
