@@ -52,11 +52,21 @@ type Violation struct {
 type Evaluator struct {
 	policies map[string]Policy
 	names    []string
+	// byKind holds a query for each kind some policy is limited to, with the
+	// policies that apply to that kind; other runs the policies that apply to
+	// every kind. A policy for StatefulSets is then never evaluated on a
+	// Deployment.
+	byKind  map[string]*query
+	other   *query
+	timeout time.Duration
+}
+
+// query is one prepared query over a set of policies.
+type query struct {
+	prepared rego.PreparedEvalQuery
 	// rules are the query's results, in order: an array rather than an
 	// object keyed by policy, so that reading them needs no lookups.
-	rules   []ruleRef
-	query   rego.PreparedEvalQuery
-	timeout time.Duration
+	rules []ruleRef
 }
 
 // ruleRef is one deny or warn rule of a policy.
@@ -162,24 +172,46 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		}
 		return nil, &CompileError{Policy: name, Err: compiler.Errors}
 	}
-	var entries []string
-	for _, name := range e.names {
-		for _, r := range []string{"deny", "warn"} {
-			if rulesOf[name][r] {
-				entries = append(entries, fmt.Sprintf("data.%s.%s", Package(name), r))
-				e.rules = append(e.rules, ruleRef{policy: name, warn: r == "warn"})
+	store := inmem.NewFromObjectWithOpts(map[string]any{paramsRoot: allParams}, inmem.OptReturnASTValuesOnRead(true))
+	prepare := func(applies func(Policy) bool) (*query, error) {
+		q := &query{}
+		var entries []string
+		for _, name := range e.names {
+			if !applies(e.policies[name]) {
+				continue
+			}
+			for _, r := range []string{"deny", "warn"} {
+				if rulesOf[name][r] {
+					entries = append(entries, fmt.Sprintf("data.%s.%s", Package(name), r))
+					q.rules = append(q.rules, ruleRef{policy: name, warn: r == "warn"})
+				}
+			}
+		}
+		prepared, err := rego.New(
+			rego.Compiler(compiler), rego.Store(store),
+			rego.Capabilities(caps), rego.Strict(true), rego.StrictBuiltinErrors(true),
+			rego.SetRegoVersion(ast.RegoV1), rego.Query("["+strings.Join(entries, ", ")+"]"),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, &CompileError{Policy: "(policy set)", Err: err}
+		}
+		q.prepared = prepared
+		return q, nil
+	}
+	if e.other, err = prepare(func(p Policy) bool { return len(p.Kinds) == 0 }); err != nil {
+		return nil, err
+	}
+	e.byKind = map[string]*query{}
+	for _, p := range policies {
+		for _, kind := range p.Kinds {
+			if _, done := e.byKind[kind]; done {
+				continue
+			}
+			if e.byKind[kind], err = prepare(func(p Policy) bool { return len(p.Kinds) == 0 || slices.Contains(p.Kinds, kind) }); err != nil {
+				return nil, err
 			}
 		}
 	}
-	q, err := rego.New(
-		rego.Compiler(compiler), rego.Store(inmem.NewFromObjectWithOpts(map[string]any{paramsRoot: allParams}, inmem.OptReturnASTValuesOnRead(true))),
-		rego.Capabilities(caps), rego.Strict(true), rego.StrictBuiltinErrors(true),
-		rego.SetRegoVersion(ast.RegoV1), rego.Query("["+strings.Join(entries, ", ")+"]"),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, &CompileError{Policy: "(policy set)", Err: err}
-	}
-	e.query = q
 	return e, nil
 }
 
@@ -221,7 +253,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	// parts policies read (most of an object never is); EvalInput would
 	// deep-copy and convert all of it first. No metrics: OPA would otherwise
 	// make a fresh set of timers on every evaluation.
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(ast.LazyObject(input)), rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(keepAST))
+	q := e.byKind[kind]
+	if q == nil {
+		q = e.other
+	}
+	rs, err := q.prepared.Eval(ctx, rego.EvalParsedInput(ast.LazyObject(input)), rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("policy evaluation exceeded its %s deadline: %w", e.timeout, err)
@@ -232,14 +268,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 		return nil, nil
 	}
 	results, _ := rs[0].Expressions[0].Value.(*ast.Array)
-	if results == nil || results.Len() != len(e.rules) {
+	if results == nil || results.Len() != len(q.rules) {
 		return nil, fmt.Errorf("policy evaluation returned %v, not one result per rule", rs[0].Expressions[0].Value)
 	}
-	for i, r := range e.rules {
+	for i, r := range q.rules {
 		p := e.policies[r.policy]
-		if len(p.Kinds) > 0 && !slices.Contains(p.Kinds, kind) {
-			continue
-		}
 		found, _ := results.Elem(i).Value.(ast.Set)
 		if found == nil || found.Len() == 0 {
 			continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,36 @@ func TestStringMessagesAndWarnRules(t *testing.T) {
 	b, _ := json.Marshal(vs)
 	if len(vs) != 2 || vs[0].Enforcement != Warn || vs[0].Message != "consider an owner label" || vs[1].Enforcement != Deny {
 		t.Errorf("violations %s", b)
+	}
+}
+
+// A policy limited to some kinds is evaluated, and reported, only for them.
+func TestPoliciesRunOnlyForTheirKinds(t *testing.T) {
+	always := func(name string, kinds ...string) Policy {
+		pkg := strings.ReplaceAll(name, "-", "_")
+		return Policy{Name: name, Filename: name + ".rego", Kinds: kinds, Settings: Settings{Enforcement: Deny},
+			Module: "package rollout_guard." + pkg + "\n\ndeny contains \"" + name + "\" if true\n"}
+	}
+	e, err := New(context.Background(), []Policy{always("everywhere"), always("sts-only", "StatefulSet"), always("sts-and-ds", "StatefulSet", "DaemonSet")}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, want := range map[string][]string{
+		"Deployment":  {"everywhere"},
+		"StatefulSet": {"everywhere", "sts-and-ds", "sts-only"},
+		"DaemonSet":   {"everywhere", "sts-and-ds"},
+		"CronJob":     {"everywhere"},
+	} {
+		vs, err := e.Evaluate(context.Background(), map[string]any{"object": map[string]any{"kind": kind}}, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range vs {
+			got = append(got, v.Policy)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: policies %v, want %v", kind, got, want)
+		}
 	}
 }
