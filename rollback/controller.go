@@ -114,19 +114,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	set := ResolveSettings(r.opts, snap.Deployment)
 	dec := Decide(snap, set)
-	if dec.Action == ActionRollback || dec.Action == ActionDryRun {
-		open := r.breaker.Record(req.String(), snap.Now)
-		r.metrics.breakerOpen.Set(boolGauge(open))
-		if open && dec.Action == ActionRollback {
-			dec = Decision{
-				Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject,
-				Key:          fmt.Sprintf("%s/%s/%s/breaker", snap.Deployment.Annotations[revisionAnnotation], ActionSkip, dec.Cause),
-				Detail:       fmt.Sprintf("%s; automatic rollbacks are paused: more than %d Deployments stalled within %s, which points at the cluster rather than this release", dec.Detail, r.opts.CircuitBreaker.MaxStalls, r.opts.CircuitBreaker.Window.Duration),
-				RequeueAfter: r.opts.CircuitBreaker.Window.Duration,
-			}
-			if lastAction(snap.Deployment).Key == dec.Key {
-				return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
-			}
+	if why, paused := r.breaker.Pause(req.String(), snap.Now, dec.Action, dec.Detail, r.metrics); paused {
+		dec = Decision{
+			Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject, Detail: why, RequeueAfter: r.breaker.window,
+			Key: fmt.Sprintf("%s/%s/%s/breaker", snap.Deployment.Annotations[revisionAnnotation], ActionSkip, dec.Cause),
+		}
+		if lastAction(snap.Deployment).Key == dec.Key {
+			return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
 		}
 	}
 	if dec.Action != ActionNone {

@@ -270,12 +270,20 @@ func trimSnapshot(t *testing.T, s Snapshot) Snapshot {
 		}
 		out.ReplicaSets = append(out.ReplicaSets, trimmed.(*appsv1.ReplicaSet))
 	}
-	for _, p := range s.Pods {
+	out.Pods = trimPods(t, s.Pods)
+	return out
+}
+
+// trimPods is pods as the watcher's cache holds them.
+func trimPods(t *testing.T, pods []*corev1.Pod) []*corev1.Pod {
+	t.Helper()
+	var out []*corev1.Pod
+	for _, p := range pods {
 		trimmed, err := trimPod(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out.Pods = append(out.Pods, trimmed.(*corev1.Pod))
+		out = append(out, trimmed.(*corev1.Pod))
 	}
 	return out
 }

@@ -74,19 +74,13 @@ func (r *RevisionReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 		return reconcile.Result{}, err
 	}
 	dec := DecideRevisions(snap, ResolveSettings(r.opts, snap.Workload))
-	if dec.Action == ActionRollback || dec.Action == ActionDryRun {
-		open := r.breaker.Record(r.kind+"/"+req.String(), snap.Now)
-		r.metrics.breakerOpen.Set(boolGauge(open))
-		if open && dec.Action == ActionRollback {
-			dec = RevisionDecision{
-				Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject,
-				Key:          fmt.Sprintf("%d/%s/%s/breaker", dec.Subject.Revision, ActionSkip, dec.Cause),
-				Detail:       fmt.Sprintf("%s; automatic rollbacks are paused: more than %d workloads stalled within %s, which points at the cluster rather than this release", dec.Detail, r.opts.CircuitBreaker.MaxStalls, r.opts.CircuitBreaker.Window.Duration),
-				RequeueAfter: r.opts.CircuitBreaker.Window.Duration,
-			}
-			if lastAction(snap.Workload).Key == dec.Key {
-				return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
-			}
+	if why, paused := r.breaker.Pause(r.kind+"/"+req.String(), snap.Now, dec.Action, dec.Detail, r.metrics); paused {
+		dec = RevisionDecision{
+			Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject, Detail: why, RequeueAfter: r.breaker.window,
+			Key: fmt.Sprintf("%d/%s/%s/breaker", dec.Subject.Revision, ActionSkip, dec.Cause),
+		}
+		if lastAction(snap.Workload).Key == dec.Key {
+			return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
 		}
 	}
 	if dec.Action != ActionNone {

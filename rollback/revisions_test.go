@@ -249,13 +249,7 @@ func trimRevisionSnapshot(t *testing.T, s RevisionSnapshot) RevisionSnapshot {
 		}
 		out.Revisions = append(out.Revisions, trimmed.(*appsv1.ControllerRevision))
 	}
-	for _, p := range s.Pods {
-		trimmed, err := trimPod(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.Pods = append(out.Pods, trimmed.(*corev1.Pod))
-	}
+	out.Pods = trimPods(t, s.Pods)
 	return out
 }
 

@@ -1,11 +1,9 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -49,9 +47,7 @@ func benchServe(b *testing.B, h http.Handler, body []byte, check func(*admission
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
+		req, rec := reviewRequest(body)
 		b.StartTimer()
 		start := time.Now()
 		h.ServeHTTP(rec, req)

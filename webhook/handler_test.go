@@ -76,15 +76,20 @@ func review(t testing.TB, op admissionv1.Operation, kind metav1.GroupVersionKind
 
 func serve(t testing.TB, h http.Handler, body []byte) (*admissionv1.AdmissionResponse, int) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
+	req, rec := reviewRequest(body)
 	h.ServeHTTP(rec, req)
 	var ar admissionv1.AdmissionReview
 	if err := json.Unmarshal(rec.Body.Bytes(), &ar); err != nil || ar.Response == nil {
 		return nil, rec.Code
 	}
 	return ar.Response, rec.Code
+}
+
+// reviewRequest is the API server's POST of an AdmissionReview, and a recorder for the answer.
+func reviewRequest(body []byte) (*http.Request, *httptest.ResponseRecorder) {
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req, httptest.NewRecorder()
 }
 
 // manifestJSON reads a seed and returns it as the API server would send it:

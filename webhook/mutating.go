@@ -73,16 +73,20 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 	in := mutate.Input{Defaults: defaults, Intent: mutate.IntentOf(obj)}
 	result := apply(obj, in)
 	if touchesTemplate(result) && req.Operation == admissionv1.Update {
-		restored, err := m.restoresRevision(ctx, req)
+		// The object as the request sent it, before mutation: what restoring
+		// is judged on, and what is mutated again if it restores a revision.
+		sent, err := decodeWorkload(req.Kind, req.Object, "object")
+		if err != nil {
+			return errored(err)
+		}
+		restored, err := m.restoresRevision(ctx, req, sent)
 		if err != nil {
 			// Unsure whether this is a rollback: leave the template alone
 			// rather than risk turning an undo into a new rollout.
 			log.Error(err, "Cannot tell whether the update restores a revision")
 		}
 		if restored || err != nil {
-			if obj, err = decodeWorkload(req.Kind, req.Object, "object"); err != nil {
-				return errored(err)
-			}
+			obj = sent
 			in.TemplateLocked = true
 			result = apply(obj, in)
 		}
@@ -160,15 +164,11 @@ func (m *Mutator) defaults(ctx context.Context, namespace string, annotations ma
 // back to one of its earlier revisions (kubectl rollout undo, or
 // rollout-guard's own undo): a Deployment's ReplicaSet, or a StatefulSet's
 // or DaemonSet's ControllerRevision. The controller re-adopts that revision
-// only if the template is left exactly as it was.
-func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request) (bool, error) {
+// only if the template is left exactly as it was. obj is the object as the
+// request sent it.
+func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request, obj client.Object) (bool, error) {
 	if m.history == nil {
 		return false, nil
-	}
-	// The template as the request sent it, before any mutation.
-	obj, err := decodeWorkload(req.Kind, req.Object, "object")
-	if err != nil {
-		return false, err
 	}
 	old, err := decodeWorkload(req.Kind, req.OldObject, "oldObject")
 	if err != nil {
