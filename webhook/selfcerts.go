@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -110,29 +111,35 @@ func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {
 	return os.Remove(filepath.Join(s.certDir, certs.CAKeyFile))
 }
 
-// publishCA sets the caBundle of every webhook in both configurations.
+// publishCA sets the caBundle of every webhook in both configurations. Replicas start together and publish the
+// same CA, so a conflicting update is read again and retried rather than failing this replica's start.
 func (s *selfManagedCerts) publishCA(ctx context.Context, ca []byte) error {
 	key := client.ObjectKey{Name: s.cfg.ConfigurationName}
-	var m admissionregistrationv1.MutatingWebhookConfiguration
-	if err := s.client.Get(ctx, key, &m); err != nil {
-		return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", key.Name, err)
-	}
-	configs := make([]*admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
-	for i := range m.Webhooks {
-		configs[i] = &m.Webhooks[i].ClientConfig
-	}
-	if err := s.setCABundle(ctx, &m, configs, ca); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var m admissionregistrationv1.MutatingWebhookConfiguration
+		if err := s.client.Get(ctx, key, &m); err != nil {
+			return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", key.Name, err)
+		}
+		configs := make([]*admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
+		for i := range m.Webhooks {
+			configs[i] = &m.Webhooks[i].ClientConfig
+		}
+		return s.setCABundle(ctx, &m, configs, ca)
+	})
+	if err != nil {
 		return err
 	}
-	var v admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := s.client.Get(ctx, key, &v); err != nil {
-		return fmt.Errorf("get ValidatingWebhookConfiguration %s: %w", key.Name, err)
-	}
-	configs = make([]*admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
-	for i := range v.Webhooks {
-		configs[i] = &v.Webhooks[i].ClientConfig
-	}
-	return s.setCABundle(ctx, &v, configs, ca)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var v admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := s.client.Get(ctx, key, &v); err != nil {
+			return fmt.Errorf("get ValidatingWebhookConfiguration %s: %w", key.Name, err)
+		}
+		configs := make([]*admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
+		for i := range v.Webhooks {
+			configs[i] = &v.Webhooks[i].ClientConfig
+		}
+		return s.setCABundle(ctx, &v, configs, ca)
+	})
 }
 
 // setCABundle writes ca into configs, which belong to obj, and updates obj
@@ -147,8 +154,6 @@ func (s *selfManagedCerts) setCABundle(ctx context.Context, obj client.Object, c
 	if !changed {
 		return nil
 	}
-	if err := s.client.Update(ctx, obj); err != nil {
-		return fmt.Errorf("update caBundle of %s: %w", obj.GetName(), err)
-	}
-	return nil
+	// returned unwrapped so that RetryOnConflict sees a conflict
+	return s.client.Update(ctx, obj)
 }

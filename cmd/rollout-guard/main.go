@@ -28,8 +28,13 @@ import (
 	"github.com/rollout-guard/rollout-guard/webhook"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// What the binary was built from, stamped by `make build`, `make image` and `make release` with
+// -ldflags "-X main.version=... -X main.commit=... -X main.date=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -43,7 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd == "version" {
-		fmt.Fprintln(stdout, "rollout-guard", version)
+		fmt.Fprintf(stdout, "rollout-guard %s (commit %s, built %s)\n", version, commit, date)
 		return 0
 	}
 	switch cmd {

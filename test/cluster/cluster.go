@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,9 @@ type Options struct {
 	APIServerPort int
 	// Detached clusters outlive the calling process (make dev-up).
 	Detached bool
+	// RealNode runs a real node (containerd, runc, CNI, kubelet, kube-proxy) and a local registry instead of
+	// kwok. It needs root, and one machine runs one at a time (see StartReal).
+	RealNode bool
 	// Logf narrates progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -51,50 +55,131 @@ type Cluster struct {
 	Processes  []*Process `json:"processes"`
 	// Guard is set once StartRolloutGuard has run.
 	Guard *Guard `json:"guard,omitempty"`
+	// Node is set when the cluster runs a real node (Options.RealNode).
+	Node *RealNode `json:"node,omitempty"`
+
+	detached bool
 }
 
 // Start brings up etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler and kwok with one Ready, schedulable node. On error every
-// process already started is stopped again.
+// kube-scheduler and one Ready, schedulable node: kwok's simulated node, or
+// with Options.RealNode a real one (StartReal). On error every process
+// already started is stopped again.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
-	logf := o.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
+	if o.RealNode {
+		return startReal(ctx, o)
 	}
+	logf := logfOf(o)
 	began := time.Now()
-	c := &Cluster{Dir: o.Dir, Token: "rollout-guard-admin-token", BinDir: o.BinDir}
+	c := &Cluster{Dir: o.Dir, Token: "rollout-guard-admin-token", BinDir: o.BinDir, detached: o.Detached}
 	started := false
 	defer func() {
 		if !started {
 			c.Stop()
 		}
 	}()
-	for _, d := range []string{"logs", "pki", "etcd"} {
-		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
-		}
+	if err := prepareDirs(o, "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"); err != nil {
+		return nil, err
 	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
-		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
-			return nil, fmt.Errorf("%s: binary not found in %s (build it with `make cluster-bins`): %w", b, o.BinDir, err)
-		}
-	}
-	pki, err := writePKI(o.Dir, c.Token)
+	pki, err := writePKI(o.Dir, c.Token, nil)
 	if err != nil {
 		return nil, err
 	}
-	c.CAFile = pki.caFile
-	start := func(name string, args ...string) (*Process, error) {
-		p, err := startProcess(name, filepath.Join(o.BinDir, name), args, filepath.Join(o.Dir, "logs"), o.Detached)
-		if err != nil {
-			return nil, err
-		}
-		c.Processes = append(c.Processes, p)
-		return p, nil
+	kcm, err := c.startControlPlane(ctx, o, controlPlane{pki: pki, bindAddress: "127.0.0.1", controllers: controllers,
+		apiserverArgs: []string{"--authorization-mode", "RBAC"}})
+	if err != nil {
+		return nil, err
 	}
+	stages, err := Stages(KnownImages)
+	if err != nil {
+		return nil, err
+	}
+	stageFile := filepath.Join(o.Dir, "kwok-stages.yaml")
+	if err := os.WriteFile(stageFile, stages, 0o644); err != nil {
+		return nil, fmt.Errorf("write kwok stages: %w", err)
+	}
+	kwokPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	kwok, err := c.start("kwok", nil,
+		"--kubeconfig", c.Kubeconfig, "--config", stageFile,
+		"--manage-all-nodes=true", "--node-ip", "127.0.0.1", "--cidr", "10.244.0.0/16",
+		"--server-address", "127.0.0.1:"+strconv.Itoa(kwokPort))
+	if err != nil {
+		return nil, err
+	}
+	client, err := c.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	if err := kwok.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+		return nodeReady(ctx, client)
+	}); err != nil {
+		return nil, err
+	}
+	if err := c.controlPlaneSettled(ctx, kcm, client); err != nil {
+		return nil, err
+	}
+	started = true
+	logf("cluster: ready in %s (node %s Ready, kubeconfig %s)", time.Since(began).Round(100*time.Millisecond), NodeName, c.Kubeconfig)
+	return c, nil
+}
 
+func logfOf(o Options) func(string, ...any) {
+	if o.Logf == nil {
+		return func(string, ...any) {}
+	}
+	return o.Logf
+}
+
+// prepareDirs makes the cluster's directories and checks the binaries are built.
+func prepareDirs(o Options, binaries ...string) error {
+	for _, d := range []string{"logs", "pki", "etcd"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for _, b := range binaries {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return fmt.Errorf("%s: binary not found in %s (build it with `make cluster-bins`): %w", b, o.BinDir, err)
+		}
+	}
+	return nil
+}
+
+// start runs one of the cluster's binaries and records it for Stop.
+func (c *Cluster) start(name string, env []string, args ...string) (*Process, error) {
+	p, err := startProcess(name, filepath.Join(c.BinDir, name), args, env, filepath.Join(c.Dir, "logs"), c.detached)
+	if err != nil {
+		return nil, err
+	}
+	c.Processes = append(c.Processes, p)
+	if c.Node != nil {
+		// recorded at once, so that a later run can tell a node in use from one a killed run left
+		return p, c.track(p)
+	}
+	return p, nil
+}
+
+// controlPlane is what differs between the kwok and the real-node control plane.
+type controlPlane struct {
+	pki pkiFiles
+	// bindAddress is where the API server listens and what it advertises: loopback with kwok, the node's
+	// address with a real node, whose pods reach it through the kubernetes Service.
+	bindAddress   string
+	apiserverArgs []string
+	controllers   []string
+}
+
+// startControlPlane starts etcd, kube-apiserver (and waits for it), kube-controller-manager and kube-scheduler,
+// and writes the admin kubeconfig. It returns the controller manager, which controlPlaneSettled waits for.
+func (c *Cluster) startControlPlane(ctx context.Context, o Options, cp controlPlane) (*Process, error) {
+	logf := logfOf(o)
+	c.CAFile = cp.pki.caFile
 	ports := map[string]int{}
-	for _, n := range []string{"etcd-client", "etcd-peer", "apiserver", "kwok"} {
+	var err error
+	for _, n := range []string{"etcd-client", "etcd-peer", "apiserver"} {
 		if ports[n], err = freePort(); err != nil {
 			return nil, err
 		}
@@ -106,7 +191,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		ports["apiserver"] = o.APIServerPort
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports["etcd-client"])
-	etcd, err := start("etcd",
+	etcd, err := c.start("etcd", nil,
 		"--data-dir", filepath.Join(o.Dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports["etcd-peer"]),
@@ -121,27 +206,26 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	logf("cluster: etcd ready on %s", etcdURL)
 
-	c.Server = "https://127.0.0.1:" + strconv.Itoa(ports["apiserver"])
-	apiserver, err := start("kube-apiserver",
+	c.Server = "https://" + net.JoinHostPort(cp.bindAddress, strconv.Itoa(ports["apiserver"]))
+	apiserver, err := c.start("kube-apiserver", nil, append([]string{
 		"--etcd-servers", etcdURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--bind-address", cp.bindAddress, "--advertise-address", cp.bindAddress,
 		"--secure-port", strconv.Itoa(ports["apiserver"]),
 		"--cert-dir", filepath.Join(o.Dir, "pki"),
-		"--tls-cert-file", pki.servingCert, "--tls-private-key-file", pki.servingKey,
-		"--client-ca-file", pki.caFile,
-		"--token-auth-file", pki.tokenFile,
-		"--authorization-mode", "RBAC",
+		"--tls-cert-file", cp.pki.servingCert, "--tls-private-key-file", cp.pki.servingKey,
+		"--client-ca-file", cp.pki.caFile,
+		"--token-auth-file", cp.pki.tokenFile,
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file", pki.saPublic,
-		"--service-account-signing-key-file", pki.saPrivate,
-		"--service-cluster-ip-range", "10.0.0.0/24",
+		"--service-account-key-file", cp.pki.saPublic,
+		"--service-account-signing-key-file", cp.pki.saPrivate,
+		"--service-cluster-ip-range", serviceCIDR,
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
-		"--v=1")
+		"--v=1"}, cp.apiserverArgs...)...)
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := os.ReadFile(pki.caFile)
+	caPEM, err := os.ReadFile(cp.pki.caFile)
 	if err != nil {
 		return nil, fmt.Errorf("read cluster CA: %w", err)
 	}
@@ -155,15 +239,15 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	logf("cluster: kube-apiserver ready on %s", c.Server)
 
 	c.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
-	if err := c.writeKubeconfig(c.Kubeconfig); err != nil {
+	if err := writeKubeconfig(c.Kubeconfig, c.Server, c.CAFile, "token: "+c.Token); err != nil {
 		return nil, err
 	}
 	kubeconfigFlags := []string{"--kubeconfig", c.Kubeconfig, "--authentication-kubeconfig", c.Kubeconfig, "--authorization-kubeconfig", c.Kubeconfig}
-	kcm, err := start("kube-controller-manager", append(kubeconfigFlags,
-		"--controllers", strings.Join(controllers, ","),
+	kcm, err := c.start("kube-controller-manager", nil, append(kubeconfigFlags,
+		"--controllers", strings.Join(cp.controllers, ","),
 		"--leader-elect=false", "--secure-port", "0",
-		"--service-account-private-key-file", pki.saPrivate,
-		"--root-ca-file", pki.caFile,
+		"--service-account-private-key-file", cp.pki.saPrivate,
+		"--root-ca-file", cp.pki.caFile,
 		"--use-service-account-credentials=false",
 		"--concurrent-deployment-syncs", "10", "--concurrent-replicaset-syncs", "10",
 		// The defaults (20 QPS) make creating thousands of pods take minutes.
@@ -172,52 +256,32 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheduler, err := start("kube-scheduler", append(kubeconfigFlags,
-		"--leader-elect=false", "--secure-port", "0", "--kube-api-qps", "200", "--kube-api-burst", "400", "--v=1")...)
-	if err != nil {
+	if _, err := c.start("kube-scheduler", nil, append(kubeconfigFlags,
+		"--leader-elect=false", "--secure-port", "0", "--kube-api-qps", "200", "--kube-api-burst", "400", "--v=1")...); err != nil {
 		return nil, err
 	}
-	stages, err := Stages(KnownImages)
-	if err != nil {
-		return nil, err
-	}
-	stageFile := filepath.Join(o.Dir, "kwok-stages.yaml")
-	if err := os.WriteFile(stageFile, stages, 0o644); err != nil {
-		return nil, fmt.Errorf("write kwok stages: %w", err)
-	}
-	kwok, err := start("kwok",
-		"--kubeconfig", c.Kubeconfig, "--config", stageFile,
-		"--manage-all-nodes=true", "--node-ip", "127.0.0.1", "--cidr", "10.244.0.0/16",
-		"--server-address", "127.0.0.1:"+strconv.Itoa(ports["kwok"]))
-	if err != nil {
-		return nil, err
-	}
+	return kcm, nil
+}
 
-	client, err := c.Clientset()
-	if err != nil {
-		return nil, err
-	}
-	if err := kwok.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
-		return nodeReady(ctx, client)
-	}); err != nil {
-		return nil, err
-	}
-	for _, p := range []*Process{kcm, scheduler} {
+// controlPlaneSettled checks the controllers still run and waits for the default ServiceAccount, which pods need
+// and the controller manager makes.
+func (c *Cluster) controlPlaneSettled(ctx context.Context, kcm *Process, client kubernetes.Interface) error {
+	for _, p := range c.Processes {
+		if p.Name != "kube-controller-manager" && p.Name != "kube-scheduler" {
+			continue
+		}
 		if gone, perr := p.exited(); gone {
-			return nil, p.failure(fmt.Sprintf("exited (%v)", perr))
+			return p.failure(fmt.Sprintf("exited (%v)", perr))
 		}
 	}
-	// Pods need the default ServiceAccount, which the controller manager makes.
-	if err := kcm.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+	return kcm.waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
 		_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
-	}); err != nil {
-		return nil, err
-	}
-	started = true
-	logf("cluster: ready in %s (node %s Ready, kubeconfig %s)", time.Since(began).Round(100*time.Millisecond), NodeName, c.Kubeconfig)
-	return c, nil
+	})
 }
+
+// serviceCIDR holds the clusters' Service addresses; 10.0.0.1 is the kubernetes Service.
+const serviceCIDR = "10.0.0.0/24"
 
 // controllers are the kube-controller-manager loops rollout-guard's behaviour
 // depends on; the rest of a real cluster is left out to save CPU.
@@ -265,8 +329,15 @@ func nodeReady(ctx context.Context, client kubernetes.Interface) error {
 	return errors.New("not-ready taint removed; checking again")
 }
 
-// Stop ends every component, newest first.
+// Stop ends every component, newest first. A real node is torn down in the order its cleanup needs, and the
+// host is put back as it was.
 func (c *Cluster) Stop() {
+	if c.Node != nil {
+		if err := c.stopReal(); err != nil {
+			fmt.Fprintf(os.Stderr, "cluster: real node teardown: %v\n", err)
+		}
+		return
+	}
 	for i := len(c.Processes) - 1; i >= 0; i-- {
 		c.Processes[i].Stop(5 * time.Second)
 	}
@@ -291,7 +362,9 @@ func (c *Cluster) Clientset() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-func (c *Cluster) writeKubeconfig(path string) error {
+// writeKubeconfig writes a kubeconfig for server whose user is the given YAML (a token, or client certificate
+// files).
+func writeKubeconfig(path, server, caFile, user string) error {
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -300,14 +373,13 @@ clusters:
     server: %s
     certificate-authority: %s
 users:
-- name: admin
-  user:
-    token: %s
+- name: user
+  user: {%s}
 contexts:
 - name: local
-  context: {cluster: local, user: admin, namespace: default}
+  context: {cluster: local, user: user, namespace: default}
 current-context: local
-`, c.Server, c.CAFile, c.Token)
+`, server, caFile, user)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
@@ -316,23 +388,27 @@ current-context: local
 
 type pkiFiles struct {
 	caFile, servingCert, servingKey, saPrivate, saPublic, tokenFile string
+	ca                                                              certs.KeyPair
 }
 
 // writePKI makes the cluster CA, the API server's serving certificate, the
 // service account signing keys and the static admin token.
-func writePKI(dir, token string) (pkiFiles, error) {
+func writePKI(dir, token string, extraHosts []string) (pkiFiles, error) {
 	p := filepath.Join(dir, "pki")
 	f := pkiFiles{
 		caFile: filepath.Join(p, certs.CAFile), servingCert: filepath.Join(p, certs.CertFile), servingKey: filepath.Join(p, certs.KeyFile),
 		saPrivate: filepath.Join(p, "sa.key"), saPublic: filepath.Join(p, "sa.pub"), tokenFile: filepath.Join(p, "tokens.csv"),
 	}
-	bundle, err := certs.NewBundle([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc", "10.0.0.1"}, 365*24*time.Hour, time.Now())
+	hosts := append([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local", "10.0.0.1"}, extraHosts...)
+	bundle, err := certs.NewBundle(hosts, 365*24*time.Hour, time.Now())
 	if err != nil {
 		return f, fmt.Errorf("cluster PKI: %w", err)
 	}
 	if err := bundle.WriteDir(p); err != nil {
 		return f, fmt.Errorf("cluster PKI: %w", err)
 	}
+	f.ca = bundle.CA
 	priv, pub, err := certs.RSAKeyPair()
 	if err != nil {
 		return f, fmt.Errorf("service account keys: %w", err)

@@ -26,10 +26,10 @@ type Process struct {
 	err  error
 }
 
-// startProcess runs binary with args, its output in logDir/<name>.log. An
+// startProcess runs binary with args (and env added to this process's environment), its output in logDir/<name>.log. An
 // attached process is killed when the calling thread's process dies; a
 // detached one gets its own session and outlives the caller.
-func startProcess(name, binary string, args []string, logDir string, detached bool) (*Process, error) {
+func startProcess(name, binary string, args, env []string, logDir string, detached bool) (*Process, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, fmt.Errorf("%s: binary %s is missing (run `make cluster-bins`): %w", name, binary, err)
 	}
@@ -41,6 +41,9 @@ func startProcess(name, binary string, args []string, logDir string, detached bo
 	defer out.Close()
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if detached {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -50,7 +50,7 @@ func (c *Cluster) StartRolloutGuard(ctx context.Context, binary, configFile stri
 	webhook, err := startProcess("rollout-guard-webhook", absBinary, append([]string{"webhook",
 		"--dev", "--webhook-host", "127.0.0.1", "--webhook-port", strconv.Itoa(ports[0]),
 		"--cert-dir", filepath.Join(c.Dir, "webhook-certs"),
-		"--metrics-addr", addr(ports[1]), "--health-addr", addr(ports[2])}, common...), logDir, detached)
+		"--metrics-addr", addr(ports[1]), "--health-addr", addr(ports[2])}, common...), nil, logDir, detached)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (c *Cluster) StartWatcher(ctx context.Context, name, binary string, detache
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	watcher, err := startProcess(name, binary, append([]string{"watcher",
 		"--metrics-addr", addr(metricsPort), "--health-addr", addr(healthPort), "--leader-elect=false"}, args...),
-		filepath.Join(c.Dir, "logs"), detached)
+		nil, filepath.Join(c.Dir, "logs"), detached)
 	if err != nil {
 		return "", err
 	}

@@ -8,8 +8,14 @@ say() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
 run() { printf '\033[2m$ kubectl %s\033[0m\n' "$*"; k "$@"; }
 ns=demo
 
-say "A local control plane: etcd, kube-apiserver, controller-manager, scheduler, and kwok as the kubelet"
-run get nodes
+if [ "${NODE:-kwok}" = real ]; then
+  say "A local control plane with a REAL node (containerd, runc, CNI, kubelet, kube-proxy); rollout-guard runs as pods, installed from its chart"
+  run get nodes -o wide
+  run -n rollout-guard get pods -o wide
+else
+  say "A local control plane: etcd, kube-apiserver, controller-manager, scheduler, and kwok as the kubelet"
+  run get nodes
+fi
 run create namespace "$ns"
 until k -n "$ns" get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
 

@@ -54,6 +54,19 @@ func (k KeyPair) signer() (*ecdsa.PrivateKey, error) {
 	return x509.ParseECPrivateKey(block.Bytes)
 }
 
+// issuer parses a CA pair for signing.
+func (k KeyPair) issuer() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cert, err := k.Certificate()
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA certificate: %w", err)
+	}
+	key, err := k.signer()
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA key: %w", err)
+	}
+	return cert, key, nil
+}
+
 // NewCA makes a self-signed CA valid for the given duration.
 func NewCA(commonName string, validFor time.Duration, now time.Time) (KeyPair, error) {
 	tmpl, err := template(commonName, validFor, now)
@@ -72,13 +85,9 @@ func NewServing(ca KeyPair, hosts []string, validFor time.Duration, now time.Tim
 	if len(hosts) == 0 {
 		return KeyPair{}, errors.New("a serving certificate needs at least one host")
 	}
-	caCert, err := ca.Certificate()
+	caCert, caKey, err := ca.issuer()
 	if err != nil {
-		return KeyPair{}, fmt.Errorf("parse CA certificate: %w", err)
-	}
-	caKey, err := ca.signer()
-	if err != nil {
-		return KeyPair{}, fmt.Errorf("parse CA key: %w", err)
+		return KeyPair{}, err
 	}
 	tmpl, err := template(hosts[0], validFor, now)
 	if err != nil {
@@ -93,6 +102,24 @@ func NewServing(ca KeyPair, hosts []string, validFor time.Duration, now time.Tim
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
+	return issue(tmpl, caCert, caKey)
+}
+
+// NewClient makes a client certificate for commonName in the given organizations, signed by ca. Kubernetes takes
+// the common name as the user and the organizations as groups; the local test cluster's kubelet and kube-proxy
+// authenticate with such certificates.
+func NewClient(ca KeyPair, commonName string, organizations []string, validFor time.Duration, now time.Time) (KeyPair, error) {
+	caCert, caKey, err := ca.issuer()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	tmpl, err := template(commonName, validFor, now)
+	if err != nil {
+		return KeyPair{}, err
+	}
+	tmpl.Subject.Organization = organizations
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	return issue(tmpl, caCert, caKey)
 }
 

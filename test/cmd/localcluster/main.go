@@ -2,7 +2,12 @@
 // rollout-guard against it) for make dev-up, dev-down and demo.
 //
 //	localcluster up   --dir .dev [--rollout-guard bin/rollout-guard] [--config file]
+//	localcluster up   --dir .dev --real-node [--set key=value]...
 //	localcluster down --dir .dev
+//
+// With --real-node the cluster has a real node and a local registry instead of kwok, and rollout-guard is not run
+// as local processes: it is published there as `make release` does it and installed from its chart, with the
+// --set values. It needs root.
 package main
 
 import (
@@ -35,6 +40,9 @@ func run(args []string) error {
 	guard := fs.String("rollout-guard", "", "rollout-guard binary to run against the cluster (empty: none)")
 	configFile := fs.String("config", "", "rollout-guard config file")
 	crds := fs.String("crds", "charts/rollout-guard/crds", "directory of CRD manifests to install before rollout-guard starts")
+	realNode := fs.Bool("real-node", false, "run a real node and install rollout-guard's chart on it (root)")
+	var values listFlag
+	fs.Var(&values, "set", "a chart value for --real-node, key=value (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -50,36 +58,75 @@ func run(args []string) error {
 		fmt.Println("localcluster: stopped")
 		return nil
 	case "up":
+		if *realNode {
+			return upReal(absDir, *binDir, values)
+		}
 		return up(absDir, *binDir, *guard, *configFile, *crds)
 	default:
 		return fmt.Errorf("unknown command %q: use up or down", args[0])
 	}
 }
 
-func up(dir, binDir, guard, configFile, crds string) error {
+type listFlag []string
+
+func (l *listFlag) String() string     { return fmt.Sprint(*l) }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// startDetached starts a cluster that outlives this process and records it for `localcluster down`.
+func startDetached(ctx context.Context, dir, binDir string, realNode bool) (*cluster.Cluster, error) {
 	if c, err := cluster.LoadState(dir); err == nil && len(c.Running()) > 0 {
-		return fmt.Errorf("a cluster is already running from %s (kubeconfig %s): run `make dev-down` first", dir, c.Kubeconfig)
+		return nil, fmt.Errorf("a cluster is already running from %s (kubeconfig %s): run `make dev-down` first", dir, c.Kubeconfig)
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clean %s: %w", dir, err)
+		return nil, fmt.Errorf("clean %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	absBin, err := filepath.Abs(binDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-	c, err := cluster.Start(ctx, cluster.Options{BinDir: absBin, Dir: dir, Detached: true, Logf: logf})
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: absBin, Dir: dir, Detached: true, RealNode: realNode, Logf: logf})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Recorded before rollout-guard starts, so that dev-down can clean up a half-started setup.
 	if err := c.SaveState(); err != nil {
 		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func upReal(dir, binDir string, values []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := startDetached(ctx, dir, binDir, true)
+	if err != nil {
+		return err
+	}
+	r, err := c.Publish(ctx, "0.0.0-dev")
+	if err != nil {
+		return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
+	}
+	fmt.Printf("localcluster: published %s@%s and %s\n", r.Image, r.Digest, r.Chart)
+	out, err := c.InstallRelease(ctx, r, "rollout-guard", values...)
+	if err != nil {
+		return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
+	}
+	fmt.Print(out)
+	fmt.Printf("localcluster: up with a real node; export KUBECONFIG=%s\n", c.Kubeconfig)
+	return nil
+}
+
+func up(dir, binDir, guard, configFile, crds string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	c, err := startDetached(ctx, dir, binDir, false)
+	if err != nil {
 		return err
 	}
 	if guard != "" {
