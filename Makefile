@@ -42,6 +42,13 @@ image: ## Build rollout-guard's image without Docker: an OCI index for PLATFORMS
 		--label org.opencontainers.image.source=$(SOURCE_URL) --label org.opencontainers.image.version=$(VERSION) \
 		--label org.opencontainers.image.revision=$(REVISION) --label org.opencontainers.image.created=$(BUILD_DATE)
 
+.PHONY: image-reproducible
+image-reproducible: ## Build the image twice, into two layouts, and require the same digest
+	@a=$$($(MAKE) -s --no-print-directory image IMAGE_LAYOUT=$(CURDIR)/.cache/image-a | tail -1); \
+	b=$$($(MAKE) -s --no-print-directory image IMAGE_LAYOUT=$(CURDIR)/.cache/image-b | tail -1); \
+	if [ "$$a" != "$$b" ] || [ -z "$$a" ]; then echo "image-reproducible: two builds of one tree differ: $$a vs $$b"; exit 1; fi; \
+	echo "image-reproducible: both builds are $$a"
+
 .PHONY: image-push
 image-push: image ## Push the image as REGISTRY/rollout-guard:VERSION (REGISTRY=host[:port]/path); prints repo@digest
 	@test -n "$(REGISTRY)" || { echo "image-push: set REGISTRY=host[:port]/path, e.g. make image-push REGISTRY=registry.example.com/platform"; exit 2; }
@@ -93,9 +100,10 @@ test-realnode: cluster-bins node-deps ## Real-node tests only: the chart as pods
 	go test $(GO_TEST_E2E) -p 1 ./test/realnode/...
 
 .PHONY: test
-test: fmt-check ## Everything CI runs: format and vet checks, unit tests, e2e tests on the local cluster
+test: fmt-check ## Everything CI runs: format and vet checks, unit tests, image reproducibility, e2e tests (kwok, then real node)
 	go vet ./...
 	$(MAKE) test-unit
+	$(MAKE) image-reproducible
 	$(MAKE) test-e2e
 
 .PHONY: dev-up
