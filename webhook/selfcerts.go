@@ -79,7 +79,11 @@ func (s *selfManagedCerts) ensureSecret(ctx context.Context) (certs.Bundle, erro
 	if err != nil {
 		return certs.Bundle{}, err
 	}
-	secret.Namespace, secret.Name, secret.Type = s.namespace, s.cfg.SecretName, corev1.SecretTypeTLS
+	secret.Namespace, secret.Name = s.namespace, s.cfg.SecretName
+	if !exists {
+		// a Secret's type cannot change: one the chart made keeps its own
+		secret.Type = corev1.SecretTypeTLS
+	}
 	secret.Data = map[string][]byte{
 		certs.CAFile: fresh.CA.CertPEM, certs.CAKeyFile: fresh.CA.KeyPEM,
 		certs.CertFile: fresh.Serving.CertPEM, certs.KeyFile: fresh.Serving.KeyPEM,
@@ -114,46 +118,47 @@ func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {
 // publishCA sets the caBundle of every webhook in both configurations. Replicas start together and publish the
 // same CA, so a conflicting update is read again and retried rather than failing this replica's start.
 func (s *selfManagedCerts) publishCA(ctx context.Context, ca []byte) error {
-	key := client.ObjectKey{Name: s.cfg.ConfigurationName}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var m admissionregistrationv1.MutatingWebhookConfiguration
-		if err := s.client.Get(ctx, key, &m); err != nil {
-			return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", key.Name, err)
-		}
+	mutating := func(m *admissionregistrationv1.MutatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
 		configs := make([]*admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
 		for i := range m.Webhooks {
 			configs[i] = &m.Webhooks[i].ClientConfig
 		}
-		return s.setCABundle(ctx, &m, configs, ca)
-	})
-	if err != nil {
-		return err
+		return configs
 	}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var v admissionregistrationv1.ValidatingWebhookConfiguration
-		if err := s.client.Get(ctx, key, &v); err != nil {
-			return fmt.Errorf("get ValidatingWebhookConfiguration %s: %w", key.Name, err)
-		}
+	validating := func(v *admissionregistrationv1.ValidatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
 		configs := make([]*admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
 		for i := range v.Webhooks {
 			configs[i] = &v.Webhooks[i].ClientConfig
 		}
-		return s.setCABundle(ctx, &v, configs, ca)
-	})
+		return configs
+	}
+	if err := setCABundle(ctx, s.client, s.cfg.ConfigurationName, "MutatingWebhookConfiguration", mutating, ca); err != nil {
+		return err
+	}
+	return setCABundle(ctx, s.client, s.cfg.ConfigurationName, "ValidatingWebhookConfiguration", validating, ca)
 }
 
-// setCABundle writes ca into configs, which belong to obj, and updates obj
-// when any of them changed.
-func (s *selfManagedCerts) setCABundle(ctx context.Context, obj client.Object, configs []*admissionregistrationv1.WebhookClientConfig, ca []byte) error {
-	changed := false
-	for _, cc := range configs {
-		if string(cc.CABundle) != string(ca) {
-			cc.CABundle, changed = ca, true
+// setCABundle writes ca into every client config of the named configuration and updates it when any changed,
+// retrying on conflict: the other webhook replicas publish the same CA at the same moment.
+func setCABundle[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c client.Client, name, kind string, clientConfigs func(PT) []*admissionregistrationv1.WebhookClientConfig, ca []byte) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj := PT(new(T))
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+			return fmt.Errorf("get %s %s: %w", kind, name, err)
 		}
-	}
-	if !changed {
-		return nil
-	}
-	// returned unwrapped so that RetryOnConflict sees a conflict
-	return s.client.Update(ctx, obj)
+		changed := false
+		for _, cc := range clientConfigs(obj) {
+			if string(cc.CABundle) != string(ca) {
+				cc.CABundle, changed = ca, true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		// returned unwrapped so that RetryOnConflict sees a conflict
+		return c.Update(ctx, obj)
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,11 +16,7 @@ import (
 
 func binDir(t *testing.T) string {
 	t.Helper()
-	if d := os.Getenv("ROLLOUT_GUARD_BIN_DIR"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", ".cache", "bin")
+	return BinDir()
 }
 
 func TestStartReportsMissingBinary(t *testing.T) {

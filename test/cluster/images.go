@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -74,4 +75,13 @@ func imagebuild(ctx context.Context, binDir string, args ...string) error {
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// BinDir is where the cluster's binaries are: $ROLLOUT_GUARD_BIN_DIR, or the checkout's .cache/bin that
+// `make cluster-bins` fills.
+func BinDir() string {
+	if d := os.Getenv("ROLLOUT_GUARD_BIN_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(RepoRoot(), ".cache", "bin")
 }

@@ -17,6 +17,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -25,9 +26,20 @@ import (
 	"github.com/rollout-guard/rollout-guard/webhook"
 )
 
+// helm runs Helm 3; helm4 Helm 4, which applies server-side.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(suite.cluster.BinDir, "helm"), append(args, "--kubeconfig", suite.cluster.Kubeconfig)...)
+	return helmBinary(t, "helm", args...)
+}
+
+func helm4(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return helmBinary(t, filepath.Join("helm4", "helm"), args...)
+}
+
+func helmBinary(t *testing.T, binary string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(suite.cluster.BinDir, binary), append(args, "--kubeconfig", suite.cluster.Kubeconfig)...)
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	t.Logf("helm %s\n%s", strings.Join(args, " "), out)
@@ -87,9 +99,14 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	if out, err := helm(t, "lint", "--strict", chartDir()); err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
-	withCM, err := helm(t, "template", "rg", chartDir(), "--namespace", "rollout-guard")
+	withCM, err := helm(t, "template", "rg", chartDir(), "--namespace", "rollout-guard", "--api-versions", "cert-manager.io/v1")
 	if err != nil {
 		t.Fatalf("helm template: %v", err)
+	}
+	// Without cert-manager's CRDs, cert-manager mode stops with a message that says what to do.
+	if out, err := helm(t, "template", "rg", chartDir(), "--namespace", "rollout-guard"); err == nil ||
+		!strings.Contains(out, "no cert-manager CRDs") || !strings.Contains(out, "certManager.enabled=false") {
+		t.Errorf("cert-manager mode without cert-manager's CRDs rendered, or said too little:\n%s", out)
 	}
 	selfManaged, err := helm(t, "template", "rg", chartDir(), "--namespace", "rollout-guard", "--set", "certManager.enabled=false")
 	if err != nil {
@@ -101,6 +118,8 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	if out, err := helm(t, "template", "rg", chartDir(), "--set", "webhook.mutatingTimeoutSeconds=5"); err == nil {
 		t.Errorf("a mutating timeout above 2 s was accepted:\n%s", out)
 	}
+
+	checkRenderedCRDs(t, withCM)
 
 	// cert-manager mode: the CA chain is cert-manager's, the configurations ask for injection, no caBundle is templated.
 	opts := renderedConfig(t, withCM)
@@ -158,7 +177,8 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	}
 }
 
-// helm install in both modes on the local cluster, RBAC checked with kubectl auth can-i,
+// helm install in both modes on the local cluster (cert-manager with Helm 3, self-managed with Helm 4), RBAC checked
+// with kubectl auth can-i,
 // rollout-guard run with the chart's ServiceAccount identity in self-managed mode, and
 // helm uninstall leaving no webhook configuration behind.
 func TestChartInstall(t *testing.T) {
@@ -167,10 +187,12 @@ func TestChartInstall(t *testing.T) {
 	if err := suite.cluster.InstallCRDs(context.Background(), filepath.Join(cmDir, "deploy", "crds")); err != nil {
 		t.Fatalf("cert-manager CRDs: %v", err)
 	}
+	// One mode with each Helm major: Helm 4 installs server-side.
 	for _, mode := range []struct {
 		name        string
 		certManager bool
-	}{{"cert-manager", true}, {"self-managed", false}} {
+		helm        func(*testing.T, ...string) (string, error)
+	}{{"cert-manager", true, helm}, {"self-managed", false, helm4}} {
 		t.Run(mode.name, func(t *testing.T) {
 			ns := namespace(t)
 			release := "rg-" + ns[len(ns)-6:]
@@ -178,27 +200,28 @@ func TestChartInstall(t *testing.T) {
 			port := freeTCPPort(t)
 			// Scoped to namespaces labelled for this test, and a short timeout: the in-cluster Service
 			// cannot be reached here (no kube-proxy), so other tests must not wait on it.
-			args := []string{"install", release, chartDir(), "--namespace", ns,
+			// crds.install=false: the suite installed the CRD already, and two releases cannot both own it.
+			args := []string{"install", release, chartDir(), "--namespace", ns, "--set", "crds.install=false",
 				"--set", fmt.Sprintf("certManager.enabled=%v", mode.certManager),
 				"--set", "webhook.namespaceSelector.matchLabels.rollout-guard-chart-test=" + release,
 				"--set", "webhook.timeoutSeconds=1", "--set", "webhook.mutatingTimeoutSeconds=1"}
 			if !mode.certManager {
 				args = append(args, "--set", fmt.Sprintf("webhook.url=https://127.0.0.1:%d", port))
 			}
-			if out, err := helm(t, args...); err != nil {
+			if out, err := mode.helm(t, args...); err != nil {
 				t.Fatalf("helm install: %v\n%s", err, out)
 			}
 			uninstalled := false
 			t.Cleanup(func() {
 				if !uninstalled {
-					_, _ = helm(t, "uninstall", release, "--namespace", ns)
+					_, _ = mode.helm(t, "uninstall", release, "--namespace", ns)
 				}
 			})
 			checkRBAC(t, ns, full, mode.certManager)
 			if !mode.certManager {
 				runWithChartIdentity(t, ns, release, full, port)
 			}
-			if out, err := helm(t, "uninstall", release, "--namespace", ns, "--wait"); err != nil {
+			if out, err := mode.helm(t, "uninstall", release, "--namespace", ns, "--wait"); err != nil {
 				t.Fatalf("helm uninstall: %v\n%s", err, out)
 			}
 			uninstalled = true
@@ -352,4 +375,45 @@ func mustGo(t *testing.T, args ...string) string {
 		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// checkRenderedCRDs requires the chart to render every CRD of files/crds unchanged but for Helm's labels and the keep
+// annotation (so helm upgrade upgrades them and helm uninstall spares RolloutPolicies), and none with crds.install=false.
+func checkRenderedCRDs(t *testing.T, rendered string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chartDir(), "files", "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in files/crds: %v", err)
+	}
+	got := map[string]apiextensionsv1.CustomResourceDefinition{}
+	for _, doc := range documents(t, rendered, "CustomResourceDefinition") {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(doc, &crd); err != nil {
+			t.Fatalf("rendered CRD: %v", err)
+		}
+		got[crd.Name] = crd
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(data, &want); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		crd, ok := got[want.Name]
+		switch {
+		case !ok:
+			t.Errorf("the chart does not render %s", want.Name)
+		case !reflect.DeepEqual(crd.Spec, want.Spec):
+			t.Errorf("the rendered %s differs from %s", want.Name, f)
+		case crd.Annotations["helm.sh/resource-policy"] != "keep" || crd.Labels["app.kubernetes.io/managed-by"] != "Helm":
+			t.Errorf("%s: annotations %v, labels %v", want.Name, crd.Annotations, crd.Labels)
+		}
+	}
+	out, err := helm(t, "template", "rg", chartDir(), "--set", "crds.install=false", "--set", "certManager.enabled=false")
+	if err != nil || len(documents(t, out, "CustomResourceDefinition")) != 0 {
+		t.Errorf("crds.install=false still renders CRDs (err %v)", err)
+	}
 }

@@ -31,10 +31,7 @@ func TestMain(m *testing.M) {
 func runTests(m *testing.M) int {
 	_, file, _, _ := runtime.Caller(0)
 	suite.repo = filepath.Join(filepath.Dir(file), "..", "..")
-	binDir := os.Getenv("ROLLOUT_GUARD_BIN_DIR")
-	if binDir == "" {
-		binDir = filepath.Join(suite.repo, ".cache", "bin")
-	}
+	binDir := cluster.BinDir()
 	suite.kubectl = filepath.Join(binDir, "kubectl")
 	if k := os.Getenv("KUBECTL"); k != "" {
 		suite.kubectl = k
@@ -86,7 +83,7 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	if err != nil {
 		return nil, err
 	}
-	if err := c.InstallCRDs(ctx, filepath.Join(suite.repo, "charts", "rollout-guard", "crds")); err != nil {
+	if err := c.InstallCRDs(ctx, filepath.Join(suite.repo, "charts", "rollout-guard", "files", "crds")); err != nil {
 		return c, err
 	}
 	configFile := filepath.Join(suite.repo, "test", "e2e", "testdata", "config.yaml")

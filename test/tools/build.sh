@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries from the pinned tool modules beside this script into BIN_DIR (default:
 # <repo>/.cache/bin): the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
-# kwok, helm, and the real node (kubelet, kube-proxy, cri-cleanup, containerd, its runc shim, the CNI plugins in
+# kwok, helm (3, and 4 in BIN_DIR/helm4), and the real node (kubelet, kube-proxy, cri-cleanup, containerd, its runc shim, the CNI plugins in
 # BIN_DIR/cni, the distribution registry) plus imagebuild, which builds images without Docker.
 # Each tool module is rebuilt only when its key changes: its go.mod, go.sum and sources plus the Go version.
 # Usage: build.sh [BIN_DIR] [MODULE...]   (no MODULE: all of them)
@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bin_dir=${1:-$repo/.cache/bin}
 shift || true
-mkdir -p "$bin_dir/cni"
+mkdir -p "$bin_dir/cni" "$bin_dir/helm4"
 bin_dir=$(cd "$bin_dir" && pwd)
 
 containerd=github.com/containerd/containerd/v2
@@ -22,13 +22,14 @@ declare -A packages=(
   [kube]="./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubectl ./kubelet ./kube-proxy ./cri-cleanup"
   [kwok]="./kwok"
   [helm]="helm.sh/helm/v3/cmd/helm"
+  [helm4]="helm.sh/helm/v4/cmd/helm"
   [containerd]="$containerd/cmd/containerd $containerd/cmd/ctr $containerd/cmd/containerd-shim-runc-v2"
   [cni]="$cni/main/bridge $cni/ipam/host-local $cni/main/loopback $cni/meta/portmap"
   [registry]="github.com/distribution/distribution/v3/cmd/registry"
   [imagebuild]="."
 )
 # where a module's binaries go, relative to BIN_DIR
-declare -A subdir=([cni]=cni)
+declare -A subdir=([cni]=cni [helm4]=helm4)
 
 build() {
   local module=$1 out=$bin_dir/${subdir[$1]:-}
@@ -63,7 +64,7 @@ key_of() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kwok kube helm containerd cni registry imagebuild)
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kwok kube helm helm4 containerd cni registry imagebuild)
 for module in "${modules[@]}"; do
   [ -n "${packages[$module]:-}" ] || { echo "cluster-bins: unknown module $module" >&2; exit 2; }
   key=$(key_of "$module")

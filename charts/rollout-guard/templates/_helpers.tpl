@@ -49,10 +49,17 @@ seccompProfile: {type: RuntimeDefault}
 {{- end -}}
 
 {{/* GOMEMLIMIT follows the container's memory limit, so the Go GC works before the OOM killer does. */}}
+{{/* Go's runtime settings for a component's values (.gogc, .gomemlimit): GOMEMLIMIT is the set value, or else the
+memory limit, where the runtime must stop the heap before the kernel stops the process. */}}
 {{- define "rollout-guard.goEnv" -}}
+- {name: GOGC, value: {{ .gogc | quote }}}
 - name: GOMEMLIMIT
+{{- if .gomemlimit }}
+  value: {{ .gomemlimit | quote }}
+{{- else }}
   valueFrom:
     resourceFieldRef: {resource: limits.memory}
+{{- end }}
 - name: POD_NAMESPACE
   valueFrom:
     fieldRef: {fieldPath: metadata.namespace}

@@ -39,7 +39,7 @@ func run(args []string) error {
 	binDir := fs.String("bin-dir", ".cache/bin", "directory with the control plane binaries")
 	guard := fs.String("rollout-guard", "", "rollout-guard binary to run against the cluster (empty: none)")
 	configFile := fs.String("config", "", "rollout-guard config file")
-	crds := fs.String("crds", "charts/rollout-guard/crds", "directory of CRD manifests to install before rollout-guard starts")
+	crds := fs.String("crds", "charts/rollout-guard/files/crds", "directory of CRD manifests to install before rollout-guard starts")
 	realNode := fs.Bool("real-node", false, "run a real node and install rollout-guard's chart on it (root)")
 	var values listFlag
 	fs.Var(&values, "set", "a chart value for --real-node, key=value (repeatable)")

@@ -48,11 +48,28 @@ func namespace(t *testing.T, name string) string {
 // apply applies a manifest written here.
 func apply(t *testing.T, ns, manifest string) string {
 	t.Helper()
+	out, err := applyErr(t, ns, manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// applyErr applies a manifest written here and returns kubectl's error rather than failing the test.
+func applyErr(t *testing.T, ns, manifest string) (string, error) {
+	t.Helper()
+	out, err := suite.cluster.Kubectl(context.Background(), "-n", ns, "apply", "-f", writeTemp(t, manifest))
+	return strings.TrimSpace(out), err
+}
+
+// writeTemp writes a manifest to a file the test removes, and returns its path.
+func writeTemp(t *testing.T, manifest string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "manifest.yaml")
 	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return kubectl(t, "-n", ns, "apply", "-f", path)
+	return path
 }
 
 func jsonpath(t *testing.T, ns, object, path string) string {

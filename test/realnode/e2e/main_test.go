@@ -29,10 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	binDir := os.Getenv("ROLLOUT_GUARD_BIN_DIR")
-	if binDir == "" {
-		binDir = filepath.Join(cluster.RepoRoot(), ".cache", "bin")
-	}
+	binDir := cluster.BinDir()
 	logf := func(format string, args ...any) { fmt.Printf("realnode: "+format+"\n", args...) }
 	before, err := cluster.SnapshotHost(binDir)
 	if err != nil {
@@ -101,8 +98,12 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	logf("published %s@%s and its chart in %s", r.Image, r.Digest, time.Since(began).Round(100*time.Millisecond))
 	began = time.Now()
 	// Faster thresholds than the defaults, so that the stories take seconds, not minutes.
-	if _, err := c.InstallRelease(ctx, r, releaseName,
-		"config.rollback.imagePullGracePeriod=10s", "config.rollback.crashLoopRestarts=1"); err != nil {
+	values := []string{"config.rollback.imagePullGracePeriod=10s", "config.rollback.crashLoopRestarts=1"}
+	// ROLLOUT_GUARD_E2E_SET adds chart values (k=v,k=v), to measure a setting with the suite's figures.
+	if extra := os.Getenv("ROLLOUT_GUARD_E2E_SET"); extra != "" {
+		values = append(values, strings.Split(extra, ",")...)
+	}
+	if _, err := c.InstallRelease(ctx, r, releaseName, values...); err != nil {
 		return c, err
 	}
 	logf("chart installed, every pod Ready, in %s", time.Since(began).Round(100*time.Millisecond))

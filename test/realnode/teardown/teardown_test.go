@@ -17,12 +17,7 @@ import (
 // childEnv makes the test binary, run again, start a real node with a running pod and wait to be killed.
 const childEnv = "ROLLOUT_GUARD_TEARDOWN_CHILD"
 
-func binDir() string {
-	if d := os.Getenv("ROLLOUT_GUARD_BIN_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(cluster.RepoRoot(), ".cache", "bin")
-}
+func binDir() string { return cluster.BinDir() }
 
 // A run killed outright (SIGKILL: no cleanup of its own) leaves containers, mounts, a bridge, iptables chains and
 // cgroups; the next run's start cleans them up, and the host is as it was before either run.
