@@ -102,10 +102,12 @@ type Rollback struct {
 	Selector string `json:"selector,omitempty"`
 }
 
-// CircuitBreaker trips when more than MaxStalls workloads stall within Window.
+// CircuitBreaker pauses rollbacks in a namespace when more than MaxStalls of its workloads stall within Window, and
+// in the whole cluster when more than MaxStalls stall within Window across at least MinNamespaces namespaces.
 type CircuitBreaker struct {
-	MaxStalls int             `json:"maxStalls"`
-	Window    metav1.Duration `json:"window"`
+	MaxStalls     int             `json:"maxStalls"`
+	MinNamespaces int             `json:"minNamespaces"`
+	Window        metav1.Duration `json:"window"`
 }
 
 // Dev configures development mode: self-signed certificates for 127.0.0.1
@@ -150,7 +152,7 @@ func Default() Options {
 			ImagePullGracePeriod: metav1.Duration{Duration: 60 * time.Second},
 			CrashLoopRestarts:    3,
 			Workers:              4,
-			CircuitBreaker:       CircuitBreaker{MaxStalls: 5, Window: metav1.Duration{Duration: 5 * time.Minute}},
+			CircuitBreaker:       CircuitBreaker{MaxStalls: 5, MinNamespaces: 3, Window: metav1.Duration{Duration: 5 * time.Minute}},
 		},
 		Dev: Dev{FailurePolicy: "Ignore"},
 	}
@@ -247,6 +249,9 @@ func (o Options) Validate() error {
 	cb := r.Child("circuitBreaker")
 	if o.Rollback.CircuitBreaker.MaxStalls < 1 {
 		errs = append(errs, field.Invalid(cb.Child("maxStalls"), o.Rollback.CircuitBreaker.MaxStalls, "must be at least 1"))
+	}
+	if o.Rollback.CircuitBreaker.MinNamespaces < 1 {
+		errs = append(errs, field.Invalid(cb.Child("minNamespaces"), o.Rollback.CircuitBreaker.MinNamespaces, "must be at least 1"))
 	}
 	if o.Rollback.CircuitBreaker.Window.Duration <= 0 {
 		errs = append(errs, field.Invalid(cb.Child("window"), o.Rollback.CircuitBreaker.Window.Duration.String(), "must be positive"))

@@ -17,12 +17,18 @@ import (
 )
 
 // forbidden built-ins reach outside the process or make verdicts depend on
-// more than the request: a policy using one is rejected when compiled.
-var forbiddenPrefixes = []string{"http.send", "net.", "opa.runtime", "rand.", "uuid.", "time.now_ns", "trace"}
+// more than the request: a policy using one is rejected when compiled. The
+// JSON Schema built-ins are among them because they resolve a schema's $ref,
+// and a $ref may name an http:// or file:// URL: a policy could make the
+// webhook fetch a URL or read a local file into a denial message.
+var forbiddenPrefixes = []string{"http.send", "net.", "opa.runtime", "rand.", "uuid.", "time.now_ns", "trace",
+	"json.match_schema", "json.verify_schema"}
 
-// Capabilities are OPA's capabilities without the forbidden built-ins.
+// Capabilities are OPA's capabilities without the forbidden built-ins, and
+// with no host any built-in may reach.
 func Capabilities() *ast.Capabilities {
 	caps := ast.CapabilitiesForThisVersion()
+	caps.AllowNet = []string{} // empty, not nil: nil would allow every host
 	caps.Builtins = slices.DeleteFunc(slices.Clone(caps.Builtins), func(b *ast.Builtin) bool {
 		for _, p := range forbiddenPrefixes {
 			if strings.HasPrefix(b.Name, p) {

@@ -31,6 +31,8 @@ const (
 	ReasonRolledBack      = "RolloutGuardRolledBack"
 	ReasonStallDetected   = "RolloutGuardStallDetected"
 	ReasonRollbackSkipped = "RolloutGuardRollbackSkipped"
+	// ReasonRollbackFailed: the undo was sent and refused (a webhook, a quota, RBAC); retried with backoff.
+	ReasonRollbackFailed = "RolloutGuardRollbackFailed"
 )
 
 // ownerIndex indexes ReplicaSets and Pods by the UID of their controller.
@@ -58,7 +60,7 @@ type actor struct {
 func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
 	return &Reconciler{
 		actor: actor{client: c, recorder: recorder, metrics: metrics, now: now}, live: live, opts: opts,
-		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.Window.Duration),
+		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.MinNamespaces, opts.CircuitBreaker.Window.Duration),
 	}
 }
 
@@ -114,7 +116,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	set := ResolveSettings(r.opts, snap.Deployment)
 	dec := Decide(snap, set)
-	if why, paused := r.breaker.Pause(req.String(), snap.Now, dec.Action, dec.Detail, r.metrics); paused {
+	if why, paused := r.breaker.Pause(req.String(), req.Namespace, snap.Now, dec.Action, dec.Stall, r.metrics); paused {
 		dec = Decision{
 			Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject, Detail: why, RequeueAfter: r.breaker.window,
 			Key: fmt.Sprintf("%s/%s/%s/breaker", snap.Deployment.Annotations[revisionAnnotation], ActionSkip, dec.Cause),
@@ -219,6 +221,9 @@ func (a actor) undo(ctx context.Context, w client.Object, target runtime.Object,
 	if err := a.client.Patch(ctx, w, patch); err != nil {
 		if !apierrors.IsConflict(err) {
 			a.metrics.rollbacks.WithLabelValues(string(cause), "failed").Inc()
+			// where the workload's owner looks: a refused undo is otherwise only in the watcher's log
+			a.recorder.Eventf(w, target, corev1.EventTypeWarning, ReasonRollbackFailed, "Rollback",
+				"could not roll back (%s): %v; retrying", detail, err)
 		}
 		return fmt.Errorf("roll back %s: %w", klog.KObj(w), err)
 	}

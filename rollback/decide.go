@@ -112,6 +112,8 @@ type Decision struct {
 	Target *appsv1.ReplicaSet
 	// Detail explains the decision to a person (Event message, log).
 	Detail string
+	// Stall describes the stall alone, for when the decided action is not taken.
+	Stall string
 	// Signal is when the stall became certain, for the reaction-time metric.
 	Signal time.Time
 	// Key identifies a report, skip or dry run, recorded in the Deployment's
@@ -152,11 +154,17 @@ func Decide(s Snapshot, set Settings) Decision {
 		}
 		return Decision{}
 	}
+	// Marking is level-based: a revision that became fully available while the watcher was not looking (restarted,
+	// API server down), and was replaced before it looked, is marked when it is seen fully available now, before a
+	// stall of the new one needs it as a target.
+	if old := availableUnmarked(s, current); old != nil {
+		return Decision{Action: ActionMarkGood, Subject: old}
+	}
 	st := detectStall(s, current, set)
 	if st.cause == "" {
 		return Decision{RequeueAfter: st.requeue}
 	}
-	dec := Decision{Cause: st.cause, Subject: current, Signal: st.signal, Detail: st.detail}
+	dec := Decision{Cause: st.cause, Subject: current, Signal: st.signal, Detail: st.detail, Stall: st.detail}
 	once := func(action Action, detail string) Decision {
 		dec.Action, dec.Detail = action, detail
 		dec.Key = fmt.Sprintf("%s/%s/%s", d.Annotations[revisionAnnotation], action, st.cause)
@@ -218,6 +226,24 @@ func fullyAvailable(d *appsv1.Deployment, rs *appsv1.ReplicaSet) bool {
 	return replicas > 0 && rs.Spec.Replicas != nil && *rs.Spec.Replicas == replicas &&
 		rs.Status.AvailableReplicas >= replicas && d.Status.UpdatedReplicas == replicas &&
 		d.Status.AvailableReplicas >= replicas && d.Status.Replicas == replicas
+}
+
+// availableUnmarked is an older ReplicaSet that runs the Deployment's full replica count, all available, and carries
+// neither mark.
+func availableUnmarked(s Snapshot, current *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+	replicas := int32(1)
+	if s.Deployment.Spec.Replicas != nil {
+		replicas = *s.Deployment.Spec.Replicas
+	}
+	for _, rs := range s.ReplicaSets {
+		if rs == current || rs.Annotations[AnnotationKnownGood] != "" || rs.Annotations[AnnotationRolledBack] != "" {
+			continue
+		}
+		if replicas > 0 && rs.Spec.Replicas != nil && *rs.Spec.Replicas == replicas && rs.Status.AvailableReplicas >= replicas {
+			return rs
+		}
+	}
+	return nil
 }
 
 type stall struct {

@@ -2,6 +2,8 @@ package rollback
 
 import (
 	"encoding/json"
+	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,7 @@ func TestDecide(t *testing.T) {
 		want       Action
 		cause      Cause
 		target     string // hash
+		subject    string // hash
 		detail     string
 		wantRequeu bool
 	}{
@@ -118,6 +121,23 @@ func TestDecide(t *testing.T) {
 			want:   ActionRollback,
 			cause:  CauseProgressDeadline,
 			target: "aaa",
+		},
+		{
+			name: "an old revision that became available unseen is marked before a stall needs it",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available), rs("3", "ccc", "nginx:1.161")}},
+			want: ActionMarkGood, subject: "bbb",
+		},
+		{
+			name:   "an old revision not fully available is not marked",
+			snap:   Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", func(r *appsv1.ReplicaSet) { r.Status.AvailableReplicas = 2 }), rs("3", "ccc", "nginx:1.161")}},
+			want:   ActionRollback,
+			cause:  CauseProgressDeadline,
+			target: "aaa",
+		},
+		{
+			name: "an old revision already rolled back is never marked good",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available, rolledBack), rs("3", "ccc", "nginx:1.161")}},
+			want: ActionRollback, cause: CauseProgressDeadline, target: "aaa",
 		},
 		{
 			name: "ImagePullBackOff within the grace period waits and asks to look again",
@@ -237,6 +257,9 @@ func TestDecide(t *testing.T) {
 			}
 			if tt.cause != "" && got.Cause != tt.cause {
 				t.Errorf("cause %q, want %q", got.Cause, tt.cause)
+			}
+			if tt.subject != "" && (got.Subject == nil || hashOf(got.Subject) != tt.subject) {
+				t.Errorf("subject %v, want %s", got.Subject, tt.subject)
 			}
 			if tt.target != "" && (got.Target == nil || hashOf(got.Target) != tt.target) {
 				t.Errorf("target %v, want %s", got.Target, tt.target)
@@ -412,23 +435,65 @@ func TestUndoPatchMatchesKubectl(t *testing.T) {
 }
 
 func TestBreaker(t *testing.T) {
-	b := NewBreaker(5, 5*time.Minute)
-	for i, key := range []string{"a", "b", "c", "d", "e"} {
-		if b.Record(key, now.Add(time.Duration(i)*time.Second)) {
-			t.Fatalf("open after %d stalls", i+1)
+	at := func(sec int) time.Time { return now.Add(time.Duration(sec) * time.Second) }
+	type stall struct {
+		key, ns string
+		sec     int
+		want    Scope
+	}
+	tests := []struct {
+		name   string
+		stalls []stall
+	}{
+		{"five stalls keep it closed", []stall{{"a", "x", 0, Closed}, {"b", "x", 1, Closed}, {"c", "y", 2, Closed}, {"d", "z", 3, Closed}, {"e", "z", 4, Closed}}},
+		{"one tenant's six stalls pause only its namespace", []stall{
+			{"a", "t", 0, Closed}, {"b", "t", 1, Closed}, {"c", "t", 2, Closed}, {"d", "t", 3, Closed}, {"e", "t", 4, Closed},
+			{"f", "t", 5, NamespaceOpen}, {"other", "u", 6, Closed}}},
+		{"the same workload counts once", []stall{{"a", "t", 0, Closed}, {"a", "t", 1, Closed}, {"a", "t", 2, Closed}, {"a", "t", 3, Closed}, {"a", "t", 4, Closed}, {"a", "t", 5, Closed}}},
+		{"six stalls in two namespaces are not the cluster", []stall{
+			{"a", "x", 0, Closed}, {"b", "x", 1, Closed}, {"c", "x", 2, Closed}, {"d", "y", 3, Closed}, {"e", "y", 4, Closed}, {"f", "y", 5, Closed}}},
+		{"six stalls in three namespaces open it for the cluster", []stall{
+			{"a", "x", 0, Closed}, {"b", "x", 1, Closed}, {"c", "y", 2, Closed}, {"d", "y", 3, Closed}, {"e", "z", 4, Closed}, {"f", "z", 5, ClusterOpen}, {"g", "w", 6, ClusterOpen}}},
+		{"stalls older than the window are forgotten", []stall{
+			{"a", "t", 0, Closed}, {"b", "t", 1, Closed}, {"c", "t", 2, Closed}, {"d", "t", 3, Closed}, {"e", "t", 4, Closed}, {"f", "t", 400, Closed}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBreaker(5, 3, 5*time.Minute)
+			for i, s := range tt.stalls {
+				if got := b.Record(s.key, s.ns, at(s.sec)); got != s.want {
+					t.Fatalf("stall %d (%s in %s): scope %v, want %v", i, s.key, s.ns, got, s.want)
+				}
+			}
+		})
+	}
+	b := NewBreaker(5, 3, 5*time.Minute)
+	for i, ns := range []string{"x", "x", "y", "y", "z", "z"} {
+		b.Record(fmt.Sprint(i), ns, at(i))
+	}
+	if !b.Open(at(200)) || b.Open(at(6*60+10)) {
+		t.Error("the cluster-wide breaker must stay open within the window and close after it")
+	}
+}
+
+// Only stalls that would be rolled back count, and a paused rollback never says it rolled back.
+func TestBreakerPause(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBreaker(0, 1, time.Minute)
+	for _, a := range []Action{ActionDryRun, ActionSkip, ActionReport, ActionMarkGood} {
+		if _, paused := b.Pause("k", "t", now, a, "stalled", m); paused {
+			t.Errorf("%s paused", a)
 		}
 	}
-	if b.Record("a", now.Add(10*time.Second)) {
-		t.Fatal("the same Deployment counted twice")
+	if b.Open(now) {
+		t.Fatal("actions that roll nothing back opened the breaker")
 	}
-	if !b.Record("f", now.Add(11*time.Second)) {
-		t.Fatal("not open after 6 Deployments stalled within the window")
-	}
-	if !b.Open(now.Add(4 * time.Minute)) {
-		t.Fatal("closed within the window")
-	}
-	if b.Open(now.Add(6 * time.Minute)) {
-		t.Fatal("still open after the window passed")
+	why, paused := b.Pause("k", "t", now, ActionRollback, "container web waiting in ErrImagePull for 1m", m)
+	if !paused || !strings.HasPrefix(why, "container web waiting in ErrImagePull for 1m; not rolled back:") || strings.Contains(why, "rolled back from") {
+		t.Errorf("paused %v: %q", paused, why)
 	}
 }
 

@@ -36,9 +36,11 @@ type RevisionDecision struct {
 	Cause           Cause
 	Subject, Target *appsv1.ControllerRevision
 	Detail          string
-	Signal          time.Time
-	Key             string
-	RequeueAfter    time.Duration
+	// Stall describes the stall alone, for when the decided action is not taken.
+	Stall        string
+	Signal       time.Time
+	Key          string
+	RequeueAfter time.Duration
 	// StuckPods are what ActionDeleteStuckPods deletes.
 	StuckPods []*corev1.Pod
 }
@@ -130,7 +132,7 @@ func DecideRevisions(s RevisionSnapshot, set Settings) RevisionDecision {
 	if st.cause == "" {
 		return RevisionDecision{RequeueAfter: requeue}
 	}
-	dec := RevisionDecision{Cause: st.cause, Subject: current, Signal: st.signal, Detail: st.detail}
+	dec := RevisionDecision{Cause: st.cause, Subject: current, Signal: st.signal, Detail: st.detail, Stall: st.detail}
 	once := func(action Action, detail string) RevisionDecision {
 		dec.Action, dec.Detail = action, detail
 		dec.Key = fmt.Sprintf("%d/%s/%s", current.Revision, action, st.cause)

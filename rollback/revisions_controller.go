@@ -74,7 +74,7 @@ func (r *RevisionReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 		return reconcile.Result{}, err
 	}
 	dec := DecideRevisions(snap, ResolveSettings(r.opts, snap.Workload))
-	if why, paused := r.breaker.Pause(r.kind+"/"+req.String(), snap.Now, dec.Action, dec.Detail, r.metrics); paused {
+	if why, paused := r.breaker.Pause(r.kind+"/"+req.String(), req.Namespace, snap.Now, dec.Action, dec.Stall, r.metrics); paused {
 		dec = RevisionDecision{
 			Action: ActionSkip, Cause: dec.Cause, Subject: dec.Subject, Detail: why, RequeueAfter: r.breaker.window,
 			Key: fmt.Sprintf("%d/%s/%s/breaker", dec.Subject.Revision, ActionSkip, dec.Cause),

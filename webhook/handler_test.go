@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"strings"
 	"testing"
 
@@ -31,13 +32,14 @@ type handlers struct {
 
 func newHandlers(t testing.TB) handlers {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
+	return newHandlersWithHistory(t, nil)
+}
+
+// newHandlersWithHistory builds both handlers with the default options; history, when not nil, is where they read
+// workloads and their revisions.
+func newHandlersWithHistory(t testing.TB, history client.Reader) handlers {
+	t.Helper()
+	scheme := testScheme(t)
 	opts := config.Default()
 	metrics, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -49,10 +51,22 @@ func newHandlers(t testing.TB) handlers {
 	}
 	decoder := admission.NewDecoder(scheme)
 	return handlers{
-		mutating:   &admission.Webhook{Handler: NewMutator(decoder, opts, nil, nil, metrics), RecoverPanic: ptr.To(true)},
-		validating: &admission.Webhook{Handler: NewValidator(decoder, opts, set, nil, metrics), RecoverPanic: ptr.To(true)},
+		mutating:   &admission.Webhook{Handler: NewMutator(decoder, opts, nil, history, metrics), RecoverPanic: ptr.To(true)},
+		validating: &admission.Webhook{Handler: NewValidator(decoder, opts, set, nil, history, metrics), RecoverPanic: ptr.To(true)},
 		set:        set,
 	}
+}
+
+func testScheme(t testing.TB) *runtime.Scheme {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	return scheme
 }
 
 var deploymentGVK = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}

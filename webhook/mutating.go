@@ -34,14 +34,14 @@ type Mutator struct {
 	namespaces client.Reader
 	// history reads ReplicaSets and ControllerRevisions live, only when an
 	// update might restore one.
-	history client.Reader
+	history revisionHistory
 	metrics *Metrics
 }
 
 // NewMutator builds the handler. namespaces and history may be nil in tests
 // that need neither namespace annotations nor rollback detection.
 func NewMutator(decoder admission.Decoder, opts config.Options, namespaces, history client.Reader, metrics *Metrics) *Mutator {
-	return &Mutator{decoder: decoder, opts: opts.Mutation, skip: opts.SkippedNamespaces(), namespaces: namespaces, history: history, metrics: metrics}
+	return &Mutator{decoder: decoder, opts: opts.Mutation, skip: opts.SkippedNamespaces(), namespaces: namespaces, history: revisionHistory{history}, metrics: metrics}
 }
 
 const mutatingName = "mutating"
@@ -79,7 +79,7 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 		if err != nil {
 			return errored(err)
 		}
-		restored, err := m.restoresRevision(ctx, req, sent)
+		restored, err := m.history.restores(ctx, req, sent)
 		if err != nil {
 			// Unsure whether this is a rollback: leave the template alone
 			// rather than risk turning an undo into a new rollout.
@@ -95,6 +95,7 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 	for i := range warnings {
 		warnings[i] = "rollout-guard: " + warnings[i]
 	}
+	warnings = limitWarnings(warnings)
 	if len(result.Changes) == 0 {
 		return admission.Allowed("").WithWarnings(warnings...)
 	}
@@ -160,14 +161,18 @@ func (m *Mutator) defaults(ctx context.Context, namespace string, annotations ma
 	return d, append(notes, problems...)
 }
 
-// restoresRevision reports whether an update sets a workload's pod template
+// revisionHistory reads a workload's earlier revisions live; a nil reader
+// knows of none.
+type revisionHistory struct{ reader client.Reader }
+
+// restores reports whether an update sets a workload's pod template
 // back to one of its earlier revisions (kubectl rollout undo, or
 // rollout-guard's own undo): a Deployment's ReplicaSet, or a StatefulSet's
 // or DaemonSet's ControllerRevision. The controller re-adopts that revision
 // only if the template is left exactly as it was. obj is the object as the
 // request sent it.
-func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request, obj client.Object) (bool, error) {
-	if m.history == nil {
+func (h revisionHistory) restores(ctx context.Context, req admission.Request, obj client.Object) (bool, error) {
+	if h.reader == nil {
 		return false, nil
 	}
 	old, err := decodeWorkload(req.Kind, req.OldObject, "oldObject")
@@ -187,7 +192,7 @@ func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request, o
 	inScope := []client.ListOption{client.InNamespace(obj.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}}
 	if _, ok := obj.(*appsv1.Deployment); ok {
 		var sets appsv1.ReplicaSetList
-		if err := m.history.List(ctx, &sets, inScope...); err != nil {
+		if err := h.reader.List(ctx, &sets, inScope...); err != nil {
 			return false, fmt.Errorf("list ReplicaSets of %s: %w", klog.KObj(obj), err)
 		}
 		for i := range sets.Items {
@@ -200,7 +205,7 @@ func (m *Mutator) restoresRevision(ctx context.Context, req admission.Request, o
 		return false, nil
 	}
 	var revisions appsv1.ControllerRevisionList
-	if err := m.history.List(ctx, &revisions, inScope...); err != nil {
+	if err := h.reader.List(ctx, &revisions, inScope...); err != nil {
 		return false, fmt.Errorf("list ControllerRevisions of %s: %w", klog.KObj(obj), err)
 	}
 	for i := range revisions.Items {

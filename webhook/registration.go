@@ -38,6 +38,15 @@ func Configurations(cc admissionregistrationv1.WebhookClientConfig, opts config.
 			Resources: []string{"deployments", "statefulsets", "daemonsets"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 		},
 	}
+	// A scale changes replicas without the workload's spec passing through admission: validated so that a rollout
+	// setting harmless at 1 replica (maxUnavailable: 100%) cannot be scaled into an outage.
+	scale := admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{"apps"}, APIVersions: []string{"v1"},
+			Resources: []string{"deployments/scale", "statefulsets/scale"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+		},
+	}
 	rolloutPolicies := admissionregistrationv1.RuleWithOperations{
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 		Rule: admissionregistrationv1.Rule{
@@ -71,7 +80,7 @@ func Configurations(cc admissionregistrationv1.WebhookClientConfig, opts config.
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name:                    "validate.rollout-guard.io",
 			ClientConfig:            vcc,
-			Rules:                   []admissionregistrationv1.RuleWithOperations{workloads, rolloutPolicies},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{workloads, scale, rolloutPolicies},
 			NamespaceSelector:       nsSelector,
 			FailurePolicy:           ptr.To(failurePolicy),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),

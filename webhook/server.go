@@ -96,7 +96,7 @@ func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, re
 		RecoverPanic: ptr.To(true),
 	})
 	server.Register(ValidatePath, &crwebhook.Admission{
-		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), metrics),
+		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), mgr.GetAPIReader(), metrics),
 		RecoverPanic: ptr.To(true),
 	})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"net/http"
 	"reflect"
 	"slices"
@@ -33,15 +37,17 @@ type Validator struct {
 	cfg        policies.Config
 	set        *PolicySet
 	namespaces client.Reader
-	metrics    *Metrics
-	now        func() time.Time
+	// history tells an undo from a new template, so that an undo is not judged again.
+	history revisionHistory
+	metrics *Metrics
+	now     func() time.Time
 }
 
-// NewValidator builds the validating handler. namespaces may be nil in tests.
-func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, namespaces client.Reader, metrics *Metrics) *Validator {
+// NewValidator builds the validating handler. namespaces and history may be nil in tests.
+func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, namespaces, history client.Reader, metrics *Metrics) *Validator {
 	return &Validator{
 		decoder: decoder, skip: append(opts.SkippedNamespaces(), opts.Policies.SkipNamespaces...), cfg: opts.Policies,
-		set: set, namespaces: namespaces, metrics: metrics, now: time.Now,
+		set: set, namespaces: namespaces, history: revisionHistory{history}, metrics: metrics, now: time.Now,
 	}
 }
 
@@ -53,6 +59,9 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 }
 
 func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.Request) admission.Response {
+	if req.SubResource == "scale" && req.Operation == admissionv1.Update && !slices.Contains(v.skip, req.Namespace) {
+		return v.validateScale(ctx, log, req)
+	}
 	if req.SubResource != "" || !handledOperation(req.Operation) {
 		return admission.Allowed("")
 	}
@@ -64,7 +73,8 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	}
 	// A typed decode rejects objects of the wrong shape with a clear error;
 	// policies then read the generic form.
-	if _, err := decodeWorkload(req.Kind, req.Object, "object"); err != nil {
+	typed, err := decodeWorkload(req.Kind, req.Object, "object")
+	if err != nil {
 		log.Error(err, "Cannot validate request")
 		return errored(err)
 	}
@@ -78,6 +88,18 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		if old, err = decodeMap(req.OldObject.Raw, "oldObject"); err != nil {
 			log.Error(err, "Cannot validate request")
 			return errored(err)
+		}
+	}
+	if req.Operation == admissionv1.Update && old != nil && onlyTemplateChanged(object, old) {
+		// An undo (the watcher's or kubectl rollout undo) puts back a template the cluster admitted before; judging it
+		// again would let one careless policy stop every rollback.
+		restored, err := v.history.restores(ctx, req, typed)
+		if err != nil {
+			log.Error(err, "Cannot tell whether the update restores a revision")
+		}
+		if restored {
+			log.V(1).Info("Restored revision admitted without policy evaluation")
+			return admission.Allowed("restores an earlier revision of this " + req.Kind.Kind)
 		}
 	}
 	var nsLabels map[string]string
@@ -116,27 +138,37 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies on the current object: %v", err))
 		}
 	}
-	var denials []string
+	var denials, warns, dryRuns []policies.Violation
 	for _, vi := range violations {
 		if !isDryRun(req) {
 			v.metrics.violations.WithLabelValues(vi.Policy, string(vi.Enforcement)).Inc()
 		}
 		switch vi.Enforcement {
 		case policies.Deny:
-			denials = append(denials, policies.Describe(vi))
+			denials = append(denials, vi)
 		case policies.Warn:
-			warnings = append(warnings, "rollout-guard: "+policies.Describe(vi))
+			warns = append(warns, vi)
 		case policies.DryRun:
-			log.Info("Dry-run policy violation", "policy", vi.Policy, "field", vi.Field, "message", vi.Message)
+			dryRuns = append(dryRuns, vi)
 		}
 	}
+	for _, d := range policies.Summarize(dryRuns) {
+		log.Info("Dry-run policy violation", "violation", policies.Truncate(d, 512))
+	}
+	// Summarised and capped: one object can break a rule thousands of times (a container each), and every byte of
+	// the answer is sent back, logged and shown again.
+	for _, w := range policies.Summarize(warns) {
+		warnings = append(warnings, "rollout-guard: "+w)
+	}
+	warnings = limitWarnings(warnings)
 	if len(denials) > 0 {
 		noun := "violation"
 		if len(denials) > 1 {
 			noun = "violations"
 		}
-		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s", req.Kind.Kind, len(denials), noun, strings.Join(denials, "\n- "))
-		return admission.Denied(msg).WithWarnings(warnings...)
+		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s", req.Kind.Kind, len(denials), noun,
+			strings.Join(policies.Summarize(denials), "\n- "))
+		return admission.Denied(policies.Truncate(msg, policies.MaxMessageBytes)).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
 }
@@ -297,4 +329,87 @@ func valueAt(obj map[string]any, path string) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// onlyTemplateChanged reports whether an update leaves the spec as it was but for the pod template: the shape of an
+// undo, which restores a template and annotations and never touches replicas or strategy.
+func onlyTemplateChanged(object, old map[string]any) bool {
+	spec, _ := object["spec"].(map[string]any)
+	oldSpec, _ := old["spec"].(map[string]any)
+	if spec == nil || oldSpec == nil {
+		return false
+	}
+	for k, v := range spec {
+		if k != "template" && !reflect.DeepEqual(v, oldSpec[k]) {
+			return false
+		}
+	}
+	for k := range oldSpec {
+		if _, ok := spec[k]; !ok && k != "template" {
+			return false
+		}
+	}
+	return true
+}
+
+// validateScale judges a scale as the update of the workload it makes: the live workload with the requested replicas,
+// against the same workload as it is. People are denied a scale into a violation. Automation (a ServiceAccount: the
+// HorizontalPodAutoscaler, KEDA, a pipeline) is only warned: a refused scale-up under load can take a service down,
+// which is worse than the rollout risk the policy guards against.
+func (v *Validator) validateScale(ctx context.Context, log logr.Logger, req admission.Request) admission.Response {
+	var scale autoscalingv1.Scale
+	if err := json.Unmarshal(req.Object.Raw, &scale); err != nil {
+		return errored(&requestError{code: http.StatusBadRequest, msg: fmt.Sprintf("decode Scale: %v", err)})
+	}
+	if v.history.reader == nil {
+		return admission.Allowed("")
+	}
+	var workload client.Object
+	kind := ""
+	switch req.Resource.Resource {
+	case "deployments":
+		workload, kind = &appsv1.Deployment{}, "Deployment"
+	case "statefulsets":
+		workload, kind = &appsv1.StatefulSet{}, "StatefulSet"
+	default:
+		return admission.Allowed("")
+	}
+	readCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := v.history.reader.Get(readCtx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, workload); err != nil {
+		// never block a scale on our own trouble: say so and let it through
+		log.Error(err, "Cannot read the workload a scale changes", "namespace", req.Namespace, "name", req.Name)
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("rollout-guard: could not read %s %s/%s to check this scale: %v", kind, req.Namespace, req.Name, err))
+	}
+	// policies read the object as the API server sends it, kind included
+	workload.GetObjectKind().SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(kind))
+	old, err := json.Marshal(workload)
+	if err != nil {
+		return errored(err)
+	}
+	switch w := workload.(type) {
+	case *appsv1.Deployment:
+		w.Spec.Replicas = &scale.Spec.Replicas
+	case *appsv1.StatefulSet:
+		w.Spec.Replicas = &scale.Spec.Replicas
+	}
+	scaled, err := json.Marshal(workload)
+	if err != nil {
+		return errored(err)
+	}
+	as := req
+	as.SubResource = ""
+	as.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
+	as.Object, as.OldObject = runtime.RawExtension{Raw: scaled}, runtime.RawExtension{Raw: old}
+	resp := v.handle(ctx, log, as)
+	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusForbidden {
+		return resp
+	}
+	what := fmt.Sprintf("scaling %s %s/%s to %d replicas: ", kind, req.Namespace, req.Name, scale.Spec.Replicas)
+	if strings.HasPrefix(req.UserInfo.Username, "system:serviceaccount:") {
+		log.Info("Scale into a policy violation admitted for automation", "user", req.UserInfo.Username, "replicas", scale.Spec.Replicas)
+		return admission.Allowed("").WithWarnings(limitWarnings(append(resp.Warnings,
+			"rollout-guard: "+what+"allowed for automation, but for a person it would be denied: "+resp.Result.Message))...)
+	}
+	return admission.Denied(policies.Truncate(what+resp.Result.Message, policies.MaxMessageBytes)).WithWarnings(resp.Warnings...)
 }

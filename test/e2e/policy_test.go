@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,7 +79,7 @@ func rolloutPolicy(name, rego string) string {
 	return m
 }
 
-// RolloutPolicies that do not compile, or call http.send, are rejected at
+// RolloutPolicies that do not compile, or call http.send or a JSON Schema built-in, are rejected at
 // kubectl apply with the compiler's message; a valid one is enforced within 5 s.
 func TestPolicyRolloutPolicies(t *testing.T) {
 	t.Parallel()
@@ -93,6 +96,24 @@ func TestPolicyRolloutPolicies(t *testing.T) {
 	r = kubectl(t, rolloutPolicy(name, network), "apply", "-f", "-")
 	if r.err == nil || !strings.Contains(r.stderr, "http.send") {
 		t.Errorf("http.send: err %v\n%s", r.err, r.stderr)
+	}
+	// The sandbox escape the hostile test found: a JSON Schema $ref to a local listener and to a local file.
+	var hits atomic.Int32
+	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(`{"type": "string"}`))
+	}))
+	defer listener.Close()
+	for _, ref := range []string{listener.URL + "/schema.json", "file:///etc/hostname"} {
+		escape := "    package rollout_guard." + strings.ReplaceAll(name, "-", "_") + "\n\n    deny contains msg if {\n" +
+			"      r := json.match_schema(input.object, {\"$ref\": \"" + ref + "\"})\n      msg := sprintf(\"%v\", [r])\n    }\n"
+		r = kubectl(t, rolloutPolicy(name, escape), "apply", "-f", "-")
+		if r.err == nil || !strings.Contains(r.stderr, "json.match_schema") {
+			t.Errorf("json.match_schema with $ref %s: err %v\n%s", ref, r.err, r.stderr)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("a RolloutPolicy made the webhook call a local listener %d times", n)
 	}
 
 	mustKubectl(t, "", "label", "namespace", ns, "policy-test="+name)
