@@ -125,16 +125,26 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout}
 	allParams := map[string]any{}
 	rulesOf := map[string]map[string]bool{}
+	packages := map[string]string{libraryPackage: "the built-in library"}
 	for _, p := range policies {
 		if _, dup := e.policies[p.Name]; dup {
 			return nil, &CompileError{Policy: p.Name, Err: errors.New("another policy has the same name")}
 		}
+		// Rules of one package merge: a policy sharing a package with another (lib, probes_required beside the
+		// built-in probes-required) would change that one's rules.
+		if other, taken := packages[Package(p.Name)]; taken {
+			return nil, &CompileError{Policy: p.Name, Err: fmt.Errorf("its package %s is taken by %s: choose another name", Package(p.Name), other)}
+		}
+		packages[Package(p.Name)] = "policy " + p.Name
 		module, err := parse(p.Filename, p.Module)
 		if err != nil {
 			return nil, &CompileError{Policy: p.Name, Err: err}
 		}
 		if got, want := strings.TrimPrefix(module.Package.Path.String(), "data."), Package(p.Name); got != want {
 			return nil, &CompileError{Policy: p.Name, Err: fmt.Errorf("%s:%d: the module declares package %s; policy %s must declare package %s", p.Filename, module.Package.Location.Row, got, p.Name, want)}
+		}
+		if err := ownDataOnly(module, Package(p.Name)); err != nil {
+			return nil, &CompileError{Policy: p.Name, Err: fmt.Errorf("%s: %w", p.Filename, err)}
 		}
 		rules := map[string]bool{}
 		for _, r := range module.Rules {
@@ -219,6 +229,36 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		}
 	}
 	return e, nil
+}
+
+// libraryPackage is the built-in library's package, which every policy may import.
+const libraryPackage = "rollout_guard.lib"
+
+// ownDataOnly refuses a module that reads data outside its own package and the library: another policy's rules or
+// parameters are not its to read.
+func ownDataOnly(module *ast.Module, pkg string) error {
+	allowed := []ast.Ref{ast.MustParseRef("data." + pkg), ast.MustParseRef("data." + libraryPackage)}
+	var bad ast.Ref
+	ast.WalkRefs(module, func(ref ast.Ref) bool {
+		if bad != nil || !ref[0].Equal(ast.DefaultRootDocument) {
+			return bad != nil
+		}
+		for _, a := range allowed {
+			if ref.HasPrefix(a) {
+				return false
+			}
+		}
+		bad = ref
+		return true
+	})
+	if bad == nil {
+		return nil
+	}
+	row := 0
+	if bad[0].Location != nil {
+		row = bad[0].Location.Row
+	}
+	return fmt.Errorf("line %d: %s reads outside the policy's own package: a policy may read input, its own rules and data.%s only", row, bad, libraryPackage)
 }
 
 // parameterRef replaces a policy's reference to input.parameters<path>.

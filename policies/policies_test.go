@@ -144,6 +144,9 @@ func TestCompileRejectsForbiddenAndBrokenModules(t *testing.T) {
 		{"net.lookup", "package rollout_guard.bad\n\ndeny contains msg if {\n  net.lookup_ip_addr(\"example.com\")\n  msg := \"x\"\n}\n", "net.lookup_ip_addr"},
 		{"wrong package", "package other\n\ndeny contains \"x\" if { true }\n", "must declare package rollout_guard.bad"},
 		{"no rules", "package rollout_guard.bad\n\nallow := true\n", "no deny or warn rule"},
+		{"another policy's rules", "package rollout_guard.bad\n\ndeny contains msg if {\n  some msg in data.rollout_guard.surge_unavailable.deny\n}\n", "reads outside the policy's own package"},
+		{"another policy's rules by import", "package rollout_guard.bad\n\nimport data.rollout_guard.surge_unavailable as other\n\ndeny contains msg if {\n  some msg in other.deny\n}\n", "reads outside the policy's own package"},
+		{"the parameters of every policy", "package rollout_guard.bad\n\ndeny contains msg if {\n  msg := sprintf(\"%v\", [data])\n}\n", "reads outside the policy's own package"},
 		{"strict: unused variable", "package rollout_guard.bad\n\ndeny contains \"x\" if {\n  some unused\n  input.a == 1\n}\n", "unused"},
 	}
 	for _, tt := range tests {
@@ -231,6 +234,25 @@ func TestPoliciesRunOnlyForTheirKinds(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: policies %v, want %v", kind, got, want)
+		}
+	}
+}
+
+// Rules of one package merge, so no policy may share a package with another or with the library.
+func TestPoliciesCannotShareAPackage(t *testing.T) {
+	builtins, err := BuiltIns(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, want string }{
+		{"lib", "taken by the built-in library"},
+		{"probes_required", "taken by policy probes-required"},
+	} {
+		p := Policy{Name: c.name, Filename: c.name + ".rego", Settings: Settings{Enforcement: Deny},
+			Module: "package " + Package(c.name) + "\n\ndeny contains \"x\" if { input.object.kind == \"Nothing\" }\n"}
+		_, err := New(context.Background(), append(slices.Clone(builtins), p), time.Second)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("policy %s beside the built-ins: %v, want %q", c.name, err, c.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -201,6 +202,10 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 			return apierrors.NewConflict(appsv1.Resource("deployments"), d.Name, errors.New("the Deployment changed since it was observed"))
 		}
 		d = &live
+		// Intent first: should the watcher die after the undo, the next one must not undo again.
+		if err := annotate(ctx, r.client, dec.Subject, AnnotationRollbackIntent, strconv.FormatInt(d.Generation, 10)); err != nil {
+			return err
+		}
 		patch, err := UndoPatch(d, &target, LastAction{
 			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionOf(dec.Subject), ToRevision: revisionOf(dec.Target),
 			FromHash: hashOf(dec.Subject), Message: dec.Detail, Time: stamp,
@@ -208,7 +213,10 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 		if err != nil {
 			return err
 		}
-		return r.undo(ctx, d, dec.Target, client.RawPatch(types.JSONPatchType, patch), dec.Cause, dec.Signal, dec.Detail)
+		if err := r.undo(ctx, d, dec.Target, client.RawPatch(types.JSONPatchType, patch), dec.Cause, dec.Signal, dec.Detail); err != nil {
+			return errors.Join(err, withdrawIntent(ctx, r.client, r.live, d, dec.Subject, hashOf(dec.Subject)))
+		}
+		return nil
 	default:
 		return r.report(ctx, d, dec.Subject, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp})
 	}
@@ -252,6 +260,36 @@ func (a actor) report(ctx context.Context, w client.Object, subject runtime.Obje
 	default:
 		a.metrics.rollbacks.WithLabelValues(string(la.Cause), "skipped").Inc()
 		a.recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", la.Message)
+	}
+	return nil
+}
+
+// withdrawIntent removes the rollback intent from subject after this watcher's undo of w failed, unless the undo was
+// made anyway: another watcher (two overlap during a leader handover) wrote the same intent and won the race, and its
+// record on the workload names subject. Left in place, a stale intent costs one missed rollback; removed wrongly, it
+// could cost a second undo, which is why the record is checked first.
+func withdrawIntent(ctx context.Context, c client.Client, live client.Reader, w, subject client.Object, subjectHash string) error {
+	now, ok := w.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil
+	}
+	if err := live.Get(ctx, client.ObjectKeyFromObject(w), now); err != nil {
+		return fmt.Errorf("read %s to withdraw the rollback intent: %w", klog.KObj(w), err)
+	}
+	if la := lastAction(now); la.Action == ActionRollback && la.FromHash == subjectHash {
+		return nil
+	}
+	return unannotate(ctx, c, subject, AnnotationRollbackIntent)
+}
+
+// unannotate removes the annotation key from obj.
+func unannotate(ctx context.Context, c client.Client, obj client.Object, key string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: nil}}})
+	if err != nil {
+		return err
+	}
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("remove %s from %s: %w", key, klog.KObj(obj), err)
 	}
 	return nil
 }

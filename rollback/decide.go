@@ -25,6 +25,10 @@ const (
 	AnnotationCrashLoopRestarts = "rollout-guard.io/crash-loop-restarts"
 	// AnnotationKnownGood on a ReplicaSet: when the watcher saw it fully available.
 	AnnotationKnownGood = "rollout-guard.io/known-good"
+	// AnnotationRollbackIntent on a ReplicaSet: the watcher is about to roll back from it; the value is the
+	// Deployment's generation then. Written before the undo, so that a crash between the undo and the rolled-back
+	// mark cannot lead to a second undo: a generation that moved on means the undo (or a change after it) happened.
+	AnnotationRollbackIntent = "rollout-guard.io/rolling-back-at-generation"
 	// AnnotationRolledBack on a ReplicaSet: it was rolled back from once; never again.
 	AnnotationRolledBack = "rollout-guard.io/rolled-back"
 	// AnnotationLastAction on a Deployment: the watcher's last action, as JSON.
@@ -176,7 +180,7 @@ func Decide(s Snapshot, set Settings) Decision {
 	if !st.cause.Rollbackable() {
 		return once(ActionReport, st.detail+"; a rollback would not help, so none was made")
 	}
-	if _, done := current.Annotations[AnnotationRolledBack]; done || rolledBackFrom(d) == hashOf(current) {
+	if rolledBackOnce(current.Annotations, d.Generation) || rolledBackFrom(d) == hashOf(current) {
 		return once(ActionSkip, fmt.Sprintf("%s; revision %s was already rolled back once, and rollout-guard rolls back a bad revision only once", st.detail, revisionOf(current)))
 	}
 	if set.Mode == ModeDisabled {
@@ -236,7 +240,7 @@ func availableUnmarked(s Snapshot, current *appsv1.ReplicaSet) *appsv1.ReplicaSe
 		replicas = *s.Deployment.Spec.Replicas
 	}
 	for _, rs := range s.ReplicaSets {
-		if rs == current || rs.Annotations[AnnotationKnownGood] != "" || rs.Annotations[AnnotationRolledBack] != "" {
+		if rs == current || rs.Annotations[AnnotationKnownGood] != "" || rolledBackOnce(rs.Annotations, s.Deployment.Generation) {
 			continue
 		}
 		if replicas > 0 && rs.Spec.Replicas != nil && *rs.Spec.Replicas == replicas && rs.Status.AvailableReplicas >= replicas {
@@ -329,7 +333,7 @@ func podStalls(pods []*corev1.Pod, key, value string, now time.Time, set Setting
 func knownGoodTarget(s Snapshot, current *appsv1.ReplicaSet) *appsv1.ReplicaSet {
 	var best *appsv1.ReplicaSet
 	for _, rs := range s.ReplicaSets {
-		if rs == current || rs.Annotations[AnnotationKnownGood] == "" || rs.Annotations[AnnotationRolledBack] != "" {
+		if rs == current || rs.Annotations[AnnotationKnownGood] == "" || rolledBackOnce(rs.Annotations, s.Deployment.Generation) {
 			continue
 		}
 		if best == nil || revision(rs) > revision(best) {
@@ -343,15 +347,27 @@ func knownGoodTarget(s Snapshot, current *appsv1.ReplicaSet) *appsv1.ReplicaSet 
 // rolled back from, when it does not carry the mark yet.
 func pendingRolledBackMark(s Snapshot) *appsv1.ReplicaSet {
 	from := rolledBackFrom(s.Deployment)
-	if from == "" {
-		return nil
-	}
 	for _, rs := range s.ReplicaSets {
-		if hashOf(rs) == from && rs.Annotations[AnnotationRolledBack] == "" {
+		if rs.Annotations[AnnotationRolledBack] != "" {
+			continue
+		}
+		// the last action names it, or an intent the Deployment has moved past (its last action may be gone:
+		// kubectl replace drops annotations)
+		if (from != "" && hashOf(rs) == from) || rolledBackOnce(rs.Annotations, s.Deployment.Generation) {
 			return rs
 		}
 	}
 	return nil
+}
+
+// rolledBackOnce reports whether the watcher rolled back from a revision (a ReplicaSet or ControllerRevision, by its
+// annotations): it carries the mark, or an intent recorded at an earlier generation of its workload.
+func rolledBackOnce(annotations map[string]string, generation int64) bool {
+	if annotations[AnnotationRolledBack] != "" {
+		return true
+	}
+	at, err := strconv.ParseInt(annotations[AnnotationRollbackIntent], 10, 64)
+	return err == nil && at < generation
 }
 
 func rolledBackFrom(d *appsv1.Deployment) string {

@@ -37,6 +37,9 @@ func good(r *appsv1.ReplicaSet) { r.Annotations[AnnotationKnownGood] = "2026-11-
 func rolledBack(r *appsv1.ReplicaSet) {
 	r.Annotations[AnnotationRolledBack] = "2026-11-22T11:30:00Z"
 }
+func intent(generation int) func(*appsv1.ReplicaSet) {
+	return func(r *appsv1.ReplicaSet) { r.Annotations[AnnotationRollbackIntent] = fmt.Sprint(generation) }
+}
 func available(r *appsv1.ReplicaSet) { r.Status.AvailableReplicas, r.Status.ReadyReplicas = 3, 3 }
 
 func deploy(rev string, mods ...func(*appsv1.Deployment)) *appsv1.Deployment {
@@ -138,6 +141,18 @@ func TestDecide(t *testing.T) {
 			name: "an old revision already rolled back is never marked good",
 			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available, rolledBack), rs("3", "ccc", "nginx:1.161")}},
 			want: ActionRollback, cause: CauseProgressDeadline, target: "aaa",
+		},
+		{
+			name:   "an intent at the Deployment's generation: the watcher died before its undo, so it undoes now",
+			snap:   Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v1, v2, rs("3", "ccc", "nginx:1.161", intent(4))}},
+			want:   ActionRollback,
+			cause:  CauseProgressDeadline,
+			target: "bbb",
+		},
+		{
+			name: "an intent the Deployment moved past is marked rolled back",
+			snap: Snapshot{Deployment: deploy("4", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("4", "bbb", "nginx:1.9.1", available, good), rs("3", "ccc", "nginx:1.161", intent(3))}},
+			want: ActionMarkRolledBack, subject: "ccc",
 		},
 		{
 			name: "ImagePullBackOff within the grace period waits and asks to look again",
@@ -321,6 +336,21 @@ func sameDecision(a, b Decision) bool {
 	return a.Action == b.Action && a.Cause == b.Cause && a.Detail == b.Detail && a.Key == b.Key &&
 		a.RequeueAfter == b.RequeueAfter && a.Signal.Equal(b.Signal) &&
 		hash(a.Subject) == hash(b.Subject) && hash(a.Target) == hash(b.Target)
+}
+
+// The double-rollback window: the watcher recorded its intent and undid, died before marking, and kubectl replace put
+// the bad template back and dropped the last action. The next watcher marks the revision from the intent, then skips.
+func TestIntentPreventsASecondUndo(t *testing.T) {
+	bad := rs("5", "ccc", "nginx:1.161", intent(3))
+	snap := Snapshot{Deployment: deploy("5", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{
+		rs("1", "aaa", "nginx:1.7.9", good), rs("4", "bbb", "nginx:1.9.1", good), bad}, Now: now}
+	if dec := Decide(snap, settings); dec.Action != ActionMarkRolledBack || dec.Subject != bad {
+		t.Fatalf("first look: %s %v, want the bad revision marked rolled back", dec.Action, dec.Subject)
+	}
+	bad.Annotations[AnnotationRolledBack] = "2026-11-23T10:00:00Z"
+	if dec := Decide(snap, settings); dec.Action != ActionSkip || !strings.Contains(dec.Detail, "already rolled back once") {
+		t.Fatalf("second look: %s (%s), want a skip", dec.Action, dec.Detail)
+	}
 }
 
 func TestTrimDropsWhatDecideDoesNotRead(t *testing.T) {

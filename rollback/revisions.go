@@ -102,11 +102,14 @@ func DecideRevisions(s RevisionSnapshot, set Settings) RevisionDecision {
 		return RevisionDecision{}
 	}
 	w := s.Workload
-	if from := lastAction(w); from.Action == ActionRollback {
-		for _, cr := range s.Revisions {
-			if cr.Name == from.FromHash && cr.Annotations[AnnotationRolledBack] == "" {
-				return RevisionDecision{Action: ActionMarkRolledBack, Subject: cr}
-			}
+	from := lastAction(w)
+	for _, cr := range s.Revisions {
+		if cr.Annotations[AnnotationRolledBack] != "" {
+			continue
+		}
+		// the last action names it, or an intent the workload has moved past (see AnnotationRollbackIntent)
+		if (from.Action == ActionRollback && cr.Name == from.FromHash) || rolledBackOnce(cr.Annotations, w.GetGeneration()) {
+			return RevisionDecision{Action: ActionMarkRolledBack, Subject: cr}
 		}
 	}
 	current := r.update
@@ -144,7 +147,7 @@ func DecideRevisions(s RevisionSnapshot, set Settings) RevisionDecision {
 	if !st.cause.Rollbackable() {
 		return once(ActionReport, st.detail+"; a rollback would not help, so none was made")
 	}
-	if _, done := current.Annotations[AnnotationRolledBack]; done || lastAction(w).FromHash == current.Name {
+	if rolledBackOnce(current.Annotations, w.GetGeneration()) || lastAction(w).FromHash == current.Name {
 		return once(ActionSkip, fmt.Sprintf("%s; revision %d was already rolled back once, and rollout-guard rolls back a bad revision only once", st.detail, current.Revision))
 	}
 	if set.Mode == ModeDisabled {
@@ -152,7 +155,7 @@ func DecideRevisions(s RevisionSnapshot, set Settings) RevisionDecision {
 	}
 	var target *appsv1.ControllerRevision
 	for _, cr := range s.Revisions {
-		if cr != current && cr.Annotations[AnnotationKnownGood] != "" && cr.Annotations[AnnotationRolledBack] == "" &&
+		if cr != current && cr.Annotations[AnnotationKnownGood] != "" && !rolledBackOnce(cr.Annotations, w.GetGeneration()) &&
 			(target == nil || cr.Revision > target.Revision) {
 			target = cr
 		}

@@ -2,7 +2,9 @@ package rollback
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,7 +170,14 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 		if err != nil {
 			return err
 		}
-		return r.undo(ctx, w, dec.Target, client.RawPatch(types.StrategicMergePatchType, patch), dec.Cause, dec.Signal, dec.Detail)
+		// Intent first, as for Deployments: a watcher that dies after the undo must not undo again.
+		if err := annotate(ctx, r.client, dec.Subject, AnnotationRollbackIntent, strconv.FormatInt(w.GetGeneration(), 10)); err != nil {
+			return err
+		}
+		if err := r.undo(ctx, w, dec.Target, client.RawPatch(types.StrategicMergePatchType, patch), dec.Cause, dec.Signal, dec.Detail); err != nil {
+			return errors.Join(err, withdrawIntent(ctx, r.client, r.live, w, dec.Subject, dec.Subject.Name))
+		}
+		return nil
 	default:
 		return r.report(ctx, w, dec.Subject, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp})
 	}

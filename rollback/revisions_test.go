@@ -168,6 +168,22 @@ func TestDecideRevisions(t *testing.T) {
 			want: ActionSkip, detail: "already rolled back once",
 		},
 		{
+			name: "an intent at the workload's generation: the watcher died before its undo, so it undoes now", workload: daemonSet(false),
+			revs: []*appsv1.ControllerRevision{ctrlRevision(1, "aaa", "nginx:1.7.9", crGood), ctrlRevision(2, "bbb", "nginx:1.161", func(cr *appsv1.ControllerRevision) {
+				cr.Annotations[AnnotationRollbackIntent] = "2"
+			})},
+			pods: []*corev1.Pod{revPod("aaa", time.Hour, true, running), revPod("bbb", 2*time.Minute, false, waiting("ImagePullBackOff", 0))},
+			want: ActionRollback, target: "app-aaa",
+		},
+		{
+			name: "an intent the workload moved past marks the revision, even without a last action", workload: daemonSet(false),
+			revs: []*appsv1.ControllerRevision{ctrlRevision(1, "aaa", "nginx:1.7.9", crGood), ctrlRevision(3, "bbb", "nginx:1.161", func(cr *appsv1.ControllerRevision) {
+				cr.Annotations[AnnotationRollbackIntent] = "1"
+			})},
+			pods: []*corev1.Pod{revPod("bbb", 2*time.Minute, false, waiting("ImagePullBackOff", 0))},
+			want: ActionMarkRolledBack,
+		},
+		{
 			name: "dry run says what it would do", workload: daemonSet(false), set: Settings{Mode: ModeDryRun, ImagePullGrace: time.Minute, CrashLoopRestarts: 3},
 			revs: []*appsv1.ControllerRevision{ctrlRevision(1, "aaa", "nginx:1.7.9", crGood), ctrlRevision(2, "bbb", "nginx:1.161")},
 			pods: []*corev1.Pod{revPod("bbb", 2*time.Minute, false, waiting("ImagePullBackOff", 0))},

@@ -55,5 +55,5 @@ func UndoPatch(d *appsv1.Deployment, target *appsv1.ReplicaSet, action LastActio
 // watcherMark: the marks the watcher puts on ReplicaSets describe that
 // ReplicaSet, not the Deployment, and are not copied onto it.
 func watcherMark(k string) bool {
-	return k == AnnotationKnownGood || k == AnnotationRolledBack || k == AnnotationLastAction
+	return k == AnnotationKnownGood || k == AnnotationRolledBack || k == AnnotationLastAction || k == AnnotationRollbackIntent
 }

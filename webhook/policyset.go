@@ -23,6 +23,8 @@ type PolicySet struct {
 
 	mu      sync.Mutex // serialises rebuilds
 	current atomic.Pointer[compiledSet]
+	// custom are the RolloutPolicies of the set in force, under mu.
+	custom []*v1alpha1.RolloutPolicy
 }
 
 type compiledSet struct {
@@ -74,7 +76,26 @@ func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolic
 		return err
 	}
 	s.current.Store(&compiledSet{eval: eval, selectors: sels})
+	s.custom = custom
 	return nil
+}
+
+// CheckWith compiles rp together with the set in force, rp replacing its own earlier version: a policy that
+// compiles alone can still conflict with the others, and admitting it would leave a set that cannot be built.
+func (s *PolicySet) CheckWith(ctx context.Context, rp *v1alpha1.RolloutPolicy) error {
+	s.mu.Lock()
+	others := slices.DeleteFunc(slices.Clone(s.custom), func(o *v1alpha1.RolloutPolicy) bool { return o.Name == rp.Name })
+	s.mu.Unlock()
+	all := slices.Clone(s.builtins)
+	for _, o := range append(others, rp) {
+		p, err := o.ToPolicy()
+		if err != nil {
+			return err
+		}
+		all = append(all, p)
+	}
+	_, err := policies.New(ctx, all, s.timeout)
+	return err
 }
 
 // CheckRolloutPolicy compiles one RolloutPolicy on its own, as its admission does.
@@ -86,8 +107,11 @@ func CheckRolloutPolicy(ctx context.Context, rp *v1alpha1.RolloutPolicy) error {
 	if _, _, err := rp.Selectors(); err != nil {
 		return err
 	}
-	if slices.Contains(policies.BuiltInNames, p.Name) {
-		return fmt.Errorf("RolloutPolicy %s: the name is taken by a built-in policy", p.Name)
+	// by package, not name: probes_required would share the built-in probes-required's package, lib the library's
+	for _, b := range append(slices.Clone(policies.BuiltInNames), "lib") {
+		if policies.Package(p.Name) == policies.Package(b) {
+			return fmt.Errorf("RolloutPolicy %s: the name is taken by a built-in policy or the built-in library (%s)", p.Name, b)
+		}
 	}
 	return policies.Check(ctx, p)
 }

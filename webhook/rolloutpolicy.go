@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -49,22 +50,21 @@ func (r *policyReloader) Reconcile(ctx context.Context, _ reconcile.Request) (re
 	if err := r.client.List(ctx, &list); err != nil {
 		return reconcile.Result{}, fmt.Errorf("list RolloutPolicies: %w", err)
 	}
+	// Each policy alone first: one that does not compile keeps its last good generation.
 	seen := map[string]bool{}
+	conds := map[string]metav1.Condition{}
 	for i := range list.Items {
 		rp := &list.Items[i]
 		seen[rp.Name] = true
-		cond := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Compiled", Message: "the policy compiled and is enforced", ObservedGeneration: rp.Generation}
 		if err := CheckRolloutPolicy(ctx, rp); err != nil {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "CompileError", err.Error()
+			cond := metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "CompileError", Message: err.Error()}
 			if prev, ok := r.lastGood[rp.Name]; ok {
 				cond.Message += fmt.Sprintf(" (generation %d stays enforced)", prev.Generation)
 			}
+			conds[rp.Name] = cond
 			log.Error(err, "RolloutPolicy does not compile", "rolloutPolicy", rp.Name)
 		} else {
 			r.lastGood[rp.Name] = rp.DeepCopy()
-		}
-		if err := r.setStatus(ctx, rp, cond); err != nil {
-			return reconcile.Result{}, err
 		}
 	}
 	for name := range r.lastGood {
@@ -82,8 +82,34 @@ func (r *policyReloader) Reconcile(ctx context.Context, _ reconcile.Request) (re
 		enforced = append(enforced, r.lastGood[n])
 	}
 	if err := r.set.Replace(ctx, enforced); err != nil {
-		// Each compiled alone, so this is unexpected; the previous set stays.
-		return reconcile.Result{}, fmt.Errorf("rebuild policy set: %w", err)
+		// Together they conflict (admitted while the webhook was down, or before admission checked the set): keep,
+		// in name order, every policy that compiles with those kept before it, and say which were left out.
+		log.Error(err, "RolloutPolicies conflict; enforcing the ones that compile together")
+		kept := make([]*v1alpha1.RolloutPolicy, 0, len(enforced))
+		for _, rp := range enforced {
+			if err := r.set.Replace(ctx, append(slices.Clone(kept), rp)); err != nil {
+				conds[rp.Name] = metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Conflict",
+					Message: fmt.Sprintf("the policy compiles alone but not with the others in force, so it is not enforced: %v", err)}
+				continue
+			}
+			kept = append(kept, rp)
+		}
+		if err := r.set.Replace(ctx, kept); err != nil {
+			return reconcile.Result{}, fmt.Errorf("rebuild policy set: %w", err)
+		}
+		enforced = kept
+	}
+	// Ready=True means enforced: the set in force holds this generation.
+	for i := range list.Items {
+		rp := &list.Items[i]
+		cond, failed := conds[rp.Name]
+		if !failed {
+			cond = metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Compiled", Message: "the policy compiled and is enforced"}
+		}
+		cond.ObservedGeneration = rp.Generation
+		if err := r.setStatus(ctx, rp, cond); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	log.Info("Policy set rebuilt", "rolloutPolicies", len(enforced))
 	return reconcile.Result{}, nil

@@ -83,3 +83,51 @@ func TestReloaderKeepsLastGoodVersion(t *testing.T) {
 		t.Error("a deleted policy is still enforced")
 	}
 }
+
+// Two RolloutPolicies that compile alone but not together (stored while the webhook was down): the one first in name
+// order is enforced and Ready; the other is Ready=False with the reason, and is not claimed to be enforced.
+func TestReloaderReadyMeansEnforced(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	// team-label and team_label share the package rollout_guard.team_label
+	first := &v1alpha1.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Name: "team-label", Generation: 1},
+		Spec: v1alpha1.RolloutPolicySpec{Rego: "package rollout_guard.team_label\n\ndeny contains \"needs a team\" if not input.object.metadata.labels.team\n"}}
+	second := &v1alpha1.RolloutPolicy{ObjectMeta: metav1.ObjectMeta{Name: "team_label", Generation: 1},
+		Spec: v1alpha1.RolloutPolicySpec{Rego: "package rollout_guard.team_label\n\nwarn contains \"x\" if input.object.kind == \"Nothing\"\n"}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(first, second).WithStatusSubresource(first, second).Build()
+	ctx := context.Background()
+	set, err := NewPolicySet(ctx, config.Default().Policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &policyReloader{client: c, set: set, lastGood: map[string]*v1alpha1.RolloutPolicy{}}
+	if _, err := r.Reconcile(ctx, everything); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := set.get().eval.Evaluate(ctx, map[string]any{"operation": "CREATE", "object": map[string]any{"kind": "Deployment", "metadata": map[string]any{}}}, "Deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enforced := false
+	for _, v := range vs {
+		enforced = enforced || v.Policy == "team-label"
+	}
+	if !enforced {
+		t.Error("team-label is not enforced")
+	}
+	for name, want := range map[string]metav1.ConditionStatus{"team-label": metav1.ConditionTrue, "team_label": metav1.ConditionFalse} {
+		var stored v1alpha1.RolloutPolicy
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, &stored); err != nil {
+			t.Fatal(err)
+		}
+		if cond := stored.Status.Conditions[0]; cond.Status != want || (want == metav1.ConditionFalse && cond.Reason != "Conflict") {
+			t.Errorf("%s: condition %+v, want %s", name, cond, want)
+		}
+	}
+	// and admission refuses the second one outright
+	if err := set.CheckWith(ctx, second); err == nil || !strings.Contains(err.Error(), "taken by policy team-label") {
+		t.Errorf("CheckWith: %v", err)
+	}
+}

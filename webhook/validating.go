@@ -261,6 +261,9 @@ func (v *Validator) validatePolicy(ctx context.Context, req admission.Request) a
 	if err := CheckRolloutPolicy(ctx, &rp); err != nil {
 		return admission.Denied(fmt.Sprintf("rollout-guard: %v", err))
 	}
+	if err := v.set.CheckWith(ctx, &rp); err != nil {
+		return admission.Denied(fmt.Sprintf("rollout-guard: RolloutPolicy %s compiles alone but not with the policies in force, so it would not be enforced: %v", rp.Name, err))
+	}
 	return admission.Allowed("")
 }
 

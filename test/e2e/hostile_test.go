@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -175,4 +176,79 @@ func namespacePolicy(t *testing.T, ns, prefix, rules string) string {
 	mustKubectl(t, "", "label", "namespace", ns, "policy-test="+name)
 	mustKubectl(t, rolloutPolicy(name, "    package rollout_guard."+strings.ReplaceAll(name, "-", "_")+"\n\n"+rules), "apply", "-f", "-")
 	return name
+}
+
+// The double-rollback window: a watcher that died between its undo and the rolled-back mark, and a kubectl replace
+// that put the bad spec back without the last-action record, once made the next watcher undo the same bad revision
+// again. The intent the watcher writes on the ReplicaSet before its undo now tells it that it already did.
+func TestHostileNoSecondUndoAfterACrashAndAReplace(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	goodNginx(t, ns)
+	mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.161")
+	waitEvent(t, ns, "nginx-deployment", "RolloutGuardRolledBack", 60*time.Second)
+	waitAvailable(t, ns, "nginx-deployment", 90*time.Second)
+
+	// kubectl replace with the bad image and without rollout-guard's last-action record
+	d := deployment(t, ns, "nginx-deployment")
+	d.Spec.Template.Spec.Containers[0].Image = "nginx:1.161"
+	delete(d.Annotations, "rollout-guard.io/last-action")
+	d.ResourceVersion, d.ManagedFields = "", nil
+	d.APIVersion, d.Kind = "apps/v1", "Deployment"
+	replaced, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, string(replaced), "-n", ns, "replace", "-f", "-")
+	// the crash: the mark the dead watcher never wrote
+	var bad string
+	eventually(t, 30*time.Second, "the bad ReplicaSet is current again", func(context.Context) (bool, error) {
+		for _, rs := range replicaSets(t, ns, "app=nginx") {
+			if rs.Spec.Template.Spec.Containers[0].Image == "nginx:1.161" && *rs.Spec.Replicas > 0 {
+				bad = rs.Name
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	mustKubectl(t, "", "-n", ns, "annotate", "replicaset", bad, "rollout-guard.io/rolled-back-")
+
+	eventually(t, 30*time.Second, "the bad ReplicaSet marked rolled back again, from the intent", func(context.Context) (bool, error) {
+		for _, rs := range replicaSets(t, ns, "app=nginx") {
+			if rs.Name == bad {
+				return rs.Annotations["rollout-guard.io/rolled-back"] != "", nil
+			}
+		}
+		return false, nil
+	})
+	time.Sleep(10 * time.Second) // the grace period (5 s) twice over: a second undo would have come by now
+	if n := len(events(t, ns, "nginx-deployment", "RolloutGuardRolledBack")); n != 1 {
+		t.Errorf("%d rollbacks of the same bad revision, want 1", n)
+	}
+	if img := image(deployment(t, ns, "nginx-deployment")); img != "nginx:1.161" {
+		t.Errorf("image %s: the replaced spec was undone a second time", img)
+	}
+}
+
+// A status that lies: a RolloutPolicy that compiles alone but not with the set in force was admitted, and every later
+// policy then said Ready=True while none was enforced. Admission now compiles a policy with the set, reserves the
+// library's package and keeps a policy to its own data; Ready=True is seen with the policy's verdict in
+// TestPolicyRolloutPolicies.
+func TestHostilePoliciesCannotBreakTheSet(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ what, name, rules, want string }{
+		{"merges into the built-ins' library", "lib", "    deny contains \"x\" if { input.object.kind == \"Nothing\" }\n", "taken by a built-in policy or the built-in library"},
+		{"a package under a built-in's rule", "surge-unavailable.deny", "    warn contains \"x\" if { input.object.kind == \"Nothing\" }\n", "not with the policies in force"},
+		{"reads another policy's rules", "peek", "    deny contains msg if {\n      some msg in data.rollout_guard.surge_unavailable.deny\n    }\n", "reads outside the policy's own package"},
+		{"reads every policy's parameters", "peek", "    deny contains msg if {\n      msg := sprintf(\"%v\", [data])\n    }\n", "reads outside the policy's own package"},
+	} {
+		manifest := rolloutPolicy(c.name, "    package "+strings.ReplaceAll("rollout_guard."+c.name, "-", "_")+"\n\n"+c.rules)
+		r := kubectl(t, manifest, "apply", "-f", "-")
+		if r.err == nil {
+			kubectl(t, "", "delete", "rolloutpolicy", c.name, "--ignore-not-found")
+		}
+		if r.err == nil || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("a RolloutPolicy that %s: %v\n%s", c.what, r.err, r.stderr)
+		}
+	}
 }

@@ -150,7 +150,9 @@ func podStates(t *testing.T, ns, app, image string) string {
 // reports how many were sent and how many failed (no answer, or not 200).
 func startTraffic(t *testing.T, url string) func() (sent, failed int64) {
 	ctx, cancel := context.WithCancel(context.Background())
-	client := &http.Client{Timeout: 2 * time.Second}
+	// 5 s: a SYN lost once on this busy 2-core node is retransmitted after 1 s and 3 s, and a client that waits that
+	// long got its answer; a refused connection or an error status fails at once. Slow answers are logged.
+	client := &http.Client{Timeout: 5 * time.Second}
 	var sent, failed atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -165,7 +167,11 @@ func startTraffic(t *testing.T, url string) func() (sent, failed int64) {
 			case <-tick.C:
 			}
 			sent.Add(1)
+			began := time.Now()
 			resp, err := client.Get(url)
+			if took := time.Since(began); took > time.Second {
+				t.Logf("request to %s took %s", url, took.Round(time.Millisecond))
+			}
 			if err != nil {
 				failed.Add(1)
 				t.Logf("request to %s: %v", url, err)
