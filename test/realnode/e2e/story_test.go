@@ -46,6 +46,18 @@ func TestSeedStoryOnRealContainers(t *testing.T) {
 			goodRevision := jsonpath(t, ns, deploy, `{.metadata.annotations.deployment\.kubernetes\.io/revision}`)
 			waitKnownGood(t, ns, tc.app, goodRevision)
 
+			// The good rollout's old pods terminate after rollout status returns; the traffic measures the bad
+			// rollout, so it starts once they are gone (a connection to a pod being torn down can hang).
+			eventually(t, 90*time.Second, "the good rollout's old pods are gone", func() error {
+				names := strings.Fields(kubectl(t, "-n", ns, "get", "pods", "-l", "app="+tc.app, "-o",
+					`jsonpath={range .items[*]}{.metadata.name}{"/"}{.metadata.deletionTimestamp}{" "}{end}`))
+				for _, n := range names {
+					if !strings.HasSuffix(n, "/") {
+						return errorf("terminating: %s", n)
+					}
+				}
+				return nil
+			})
 			traffic := startTraffic(t, "http://"+jsonpath(t, ns, "service/"+tc.app, "{.spec.clusterIP}")+"/")
 			began := time.Now()
 			kubectl(t, "-n", ns, "set", "image", deploy, tc.app+"="+tc.bad)
@@ -152,7 +164,8 @@ func startTraffic(t *testing.T, url string) func() (sent, failed int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// 5 s: a SYN lost once on this busy 2-core node is retransmitted after 1 s and 3 s, and a client that waits that
 	// long got its answer; a refused connection or an error status fails at once. Slow answers are logged.
-	client := &http.Client{Timeout: 5 * time.Second}
+	// A new connection per request, as many independent clients make them: each goes where the Service sends it now.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var sent, failed atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
