@@ -42,16 +42,17 @@ const ownerIndex = ".metadata.controllerUID"
 // Reconciler rolls back stalled Deployments.
 type Reconciler struct {
 	actor
-	// live reads around the cache: the undo's target template, which the cache trims.
-	live    client.Reader
 	opts    config.Rollback
 	breaker *Breaker
 }
 
-// actor is what both reconcilers act with: the cached client, Events,
-// metrics and the clock.
+// actor is what both reconcilers act with: the cached client, a reader
+// around the cache, Events, metrics and the clock.
 type actor struct {
-	client   client.Client
+	client client.Client
+	// live reads around the cache: what the cache trims (the undo's target
+	// template), and what must be current (the workload before its undo).
+	live     client.Reader
 	recorder events.EventRecorder
 	metrics  *Metrics
 	now      func() time.Time
@@ -60,7 +61,7 @@ type actor struct {
 // NewReconciler builds the reconciler.
 func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
 	return &Reconciler{
-		actor: actor{client: c, recorder: recorder, metrics: metrics, now: now}, live: live, opts: opts,
+		actor: actor{client: c, live: live, recorder: recorder, metrics: metrics, now: now}, opts: opts,
 		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.MinNamespaces, opts.CircuitBreaker.Window.Duration),
 	}
 }
@@ -202,10 +203,6 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 			return apierrors.NewConflict(appsv1.Resource("deployments"), d.Name, errors.New("the Deployment changed since it was observed"))
 		}
 		d = &live
-		// Intent first: should the watcher die after the undo, the next one must not undo again.
-		if err := annotate(ctx, r.client, dec.Subject, AnnotationRollbackIntent, strconv.FormatInt(d.Generation, 10)); err != nil {
-			return err
-		}
 		patch, err := UndoPatch(d, &target, LastAction{
 			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionOf(dec.Subject), ToRevision: revisionOf(dec.Target),
 			FromHash: hashOf(dec.Subject), Message: dec.Detail, Time: stamp,
@@ -213,19 +210,21 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 		if err != nil {
 			return err
 		}
-		if err := r.undo(ctx, d, dec.Target, client.RawPatch(types.JSONPatchType, patch), dec.Cause, dec.Signal, dec.Detail); err != nil {
-			return errors.Join(err, withdrawIntent(ctx, r.client, r.live, d, dec.Subject, hashOf(dec.Subject)))
-		}
-		return nil
+		return r.undo(ctx, d, dec.Subject, hashOf(dec.Subject), dec.Target, client.RawPatch(types.JSONPatchType, patch), dec.Cause, dec.Signal, dec.Detail)
 	default:
 		return r.report(ctx, d, dec.Subject, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp})
 	}
 }
 
-// undo sends the undo patch to w and accounts for it: metrics, and the
-// RolledBack Event naming target. A conflict is not a failure: the caller
-// observes again.
-func (a actor) undo(ctx context.Context, w client.Object, target runtime.Object, patch client.Patch, cause Cause, signal time.Time, detail string) error {
+// undo rolls w back from subject (whose hash the undo's record names): it
+// records the intent on subject first, sends the undo patch to w, and
+// accounts for it: metrics, and the RolledBack Event naming target. A
+// conflict is not a failure: the caller observes again.
+func (a actor) undo(ctx context.Context, w, subject client.Object, subjectHash string, target runtime.Object, patch client.Patch, cause Cause, signal time.Time, detail string) error {
+	// Intent first: a watcher that dies after the undo must not undo again (see AnnotationRollbackIntent).
+	if err := annotate(ctx, a.client, subject, AnnotationRollbackIntent, strconv.FormatInt(w.GetGeneration(), 10)); err != nil {
+		return err
+	}
 	if err := a.client.Patch(ctx, w, patch); err != nil {
 		if !apierrors.IsConflict(err) {
 			a.metrics.rollbacks.WithLabelValues(string(cause), "failed").Inc()
@@ -233,7 +232,7 @@ func (a actor) undo(ctx context.Context, w client.Object, target runtime.Object,
 			a.recorder.Eventf(w, target, corev1.EventTypeWarning, ReasonRollbackFailed, "Rollback",
 				"could not roll back (%s): %v; retrying", detail, err)
 		}
-		return fmt.Errorf("roll back %s: %w", klog.KObj(w), err)
+		return errors.Join(fmt.Errorf("roll back %s: %w", klog.KObj(w), err), a.withdrawIntent(ctx, w, subject, subjectHash))
 	}
 	a.metrics.stalls.WithLabelValues(string(cause)).Inc()
 	a.metrics.rollbacks.WithLabelValues(string(cause), "success").Inc()
@@ -268,34 +267,24 @@ func (a actor) report(ctx context.Context, w client.Object, subject runtime.Obje
 // made anyway: another watcher (two overlap during a leader handover) wrote the same intent and won the race, and its
 // record on the workload names subject. Left in place, a stale intent costs one missed rollback; removed wrongly, it
 // could cost a second undo, which is why the record is checked first.
-func withdrawIntent(ctx context.Context, c client.Client, live client.Reader, w, subject client.Object, subjectHash string) error {
+func (a actor) withdrawIntent(ctx context.Context, w, subject client.Object, subjectHash string) error {
 	now, ok := w.DeepCopyObject().(client.Object)
 	if !ok {
 		return nil
 	}
-	if err := live.Get(ctx, client.ObjectKeyFromObject(w), now); err != nil {
+	if err := a.live.Get(ctx, client.ObjectKeyFromObject(w), now); err != nil {
 		return fmt.Errorf("read %s to withdraw the rollback intent: %w", klog.KObj(w), err)
 	}
 	if la := lastAction(now); la.Action == ActionRollback && la.FromHash == subjectHash {
 		return nil
 	}
-	return unannotate(ctx, c, subject, AnnotationRollbackIntent)
+	return annotate(ctx, a.client, subject, AnnotationRollbackIntent, nil)
 }
 
-// unannotate removes the annotation key from obj.
-func unannotate(ctx context.Context, c client.Client, obj client.Object, key string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: nil}}})
-	if err != nil {
-		return err
-	}
-	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("remove %s from %s: %w", key, klog.KObj(obj), err)
-	}
-	return nil
-}
-
-func annotate(ctx context.Context, c client.Client, obj client.Object, key, value string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+// annotate sets the annotation key on obj to value, a string, or removes it
+// when value is nil.
+func annotate(ctx context.Context, c client.Client, obj client.Object, key string, value any) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: value}}})
 	if err != nil {
 		return err
 	}

@@ -5,5 +5,7 @@
 //
 // Reconcile runs in three steps: observe (a snapshot of the Deployment, its
 // ReplicaSets and their pods), decide (Decide, a pure function) and act (one
-// patch, one Event, one metric). It never imports package webhook.
+// patch, one Event, one metric; an undo writes its intent on the revision it
+// leaves first, so that a crash between the two cannot repeat it). It never
+// imports package webhook.
 package rollback

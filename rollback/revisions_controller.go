@@ -2,9 +2,7 @@ package rollback
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,8 +27,6 @@ import (
 // per reconciler.
 type RevisionReconciler struct {
 	actor
-	// live reads around the cache: the stuck pods, just before deleting them.
-	live    client.Reader
 	opts    config.Rollback
 	breaker *Breaker
 	kind    string
@@ -38,10 +34,10 @@ type RevisionReconciler struct {
 }
 
 // NewRevisionReconciler builds the reconciler for kind, StatefulSet or
-// DaemonSet. The breaker is shared with the other kinds: stalls everywhere
-// count toward one cluster-wide limit.
+// DaemonSet. The breaker is shared with the other kinds: stalls of every
+// kind count toward its limits.
 func NewRevisionReconciler(c client.Client, live client.Reader, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) (*RevisionReconciler, error) {
-	r := &RevisionReconciler{actor: actor{client: c, recorder: recorder, metrics: metrics, now: now}, live: live, opts: opts, breaker: breaker, kind: kind}
+	r := &RevisionReconciler{actor: actor{client: c, live: live, recorder: recorder, metrics: metrics, now: now}, opts: opts, breaker: breaker, kind: kind}
 	switch kind {
 	case "StatefulSet":
 		r.newObj = func() client.Object { return &appsv1.StatefulSet{} }
@@ -170,14 +166,7 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 		if err != nil {
 			return err
 		}
-		// Intent first, as for Deployments: a watcher that dies after the undo must not undo again.
-		if err := annotate(ctx, r.client, dec.Subject, AnnotationRollbackIntent, strconv.FormatInt(w.GetGeneration(), 10)); err != nil {
-			return err
-		}
-		if err := r.undo(ctx, w, dec.Target, client.RawPatch(types.StrategicMergePatchType, patch), dec.Cause, dec.Signal, dec.Detail); err != nil {
-			return errors.Join(err, withdrawIntent(ctx, r.client, r.live, w, dec.Subject, dec.Subject.Name))
-		}
-		return nil
+		return r.undo(ctx, w, dec.Subject, dec.Subject.Name, dec.Target, client.RawPatch(types.StrategicMergePatchType, patch), dec.Cause, dec.Signal, dec.Detail)
 	default:
 		return r.report(ctx, w, dec.Subject, LastAction{Action: dec.Action, Cause: dec.Cause, Key: dec.Key, Message: dec.Detail, Time: stamp})
 	}

@@ -1,7 +1,8 @@
 // Package webhook adapts rollout-guard's pure packages to admission
 // webhooks on controller-runtime: the mutating handler applies package
-// mutate, the validating handler evaluates package policies. It owns request
-// decoding, admission answers and warnings, admission metrics, the webhook
-// server with hot-reloaded certificates, and dev mode's webhook registration.
-// It never imports package rollback.
+// mutate; the validating handler evaluates package policies on workloads and
+// on their scale subresource, and compiles each RolloutPolicy with the set in
+// force. It owns request decoding, admission answers and warnings, admission
+// metrics, the webhook server with hot-reloaded certificates, and dev mode's
+// webhook registration. It never imports package rollback.
 package webhook

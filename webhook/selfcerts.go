@@ -118,47 +118,49 @@ func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {
 // publishCA sets the caBundle of every webhook in both configurations. Replicas start together and publish the
 // same CA, so a conflicting update is read again and retried rather than failing this replica's start.
 func (s *selfManagedCerts) publishCA(ctx context.Context, ca []byte) error {
-	mutating := func(m *admissionregistrationv1.MutatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
-		configs := make([]*admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
-		for i := range m.Webhooks {
-			configs[i] = &m.Webhooks[i].ClientConfig
-		}
-		return configs
-	}
-	validating := func(v *admissionregistrationv1.ValidatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
-		configs := make([]*admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
-		for i := range v.Webhooks {
-			configs[i] = &v.Webhooks[i].ClientConfig
-		}
-		return configs
-	}
-	if err := setCABundle(ctx, s.client, s.cfg.ConfigurationName, "MutatingWebhookConfiguration", mutating, ca); err != nil {
-		return err
-	}
-	return setCABundle(ctx, s.client, s.cfg.ConfigurationName, "ValidatingWebhookConfiguration", validating, ca)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return s.setCABundles(ctx, ca) })
 }
 
-// setCABundle writes ca into every client config of the named configuration and updates it when any changed,
-// retrying on conflict: the other webhook replicas publish the same CA at the same moment.
-func setCABundle[T any, PT interface {
-	*T
-	client.Object
-}](ctx context.Context, c client.Client, name, kind string, clientConfigs func(PT) []*admissionregistrationv1.WebhookClientConfig, ca []byte) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		obj := PT(new(T))
-		if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
-			return fmt.Errorf("get %s %s: %w", kind, name, err)
+// setCABundles sets the caBundle of both configurations, each updated only when it changes, so a retry after a
+// conflict on the second does not write the first again.
+func (s *selfManagedCerts) setCABundles(ctx context.Context, ca []byte) error {
+	key := client.ObjectKey{Name: s.cfg.ConfigurationName}
+	var m admissionregistrationv1.MutatingWebhookConfiguration
+	if err := s.client.Get(ctx, key, &m); err != nil {
+		return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", key.Name, err)
+	}
+	configs := make([]*admissionregistrationv1.WebhookClientConfig, len(m.Webhooks))
+	for i := range m.Webhooks {
+		configs[i] = &m.Webhooks[i].ClientConfig
+	}
+	if err := s.setCABundle(ctx, &m, configs, ca); err != nil {
+		return err
+	}
+	var v admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := s.client.Get(ctx, key, &v); err != nil {
+		return fmt.Errorf("get ValidatingWebhookConfiguration %s: %w", key.Name, err)
+	}
+	configs = make([]*admissionregistrationv1.WebhookClientConfig, len(v.Webhooks))
+	for i := range v.Webhooks {
+		configs[i] = &v.Webhooks[i].ClientConfig
+	}
+	return s.setCABundle(ctx, &v, configs, ca)
+}
+
+// setCABundle writes ca into configs, which belong to obj, and updates obj
+// when any of them changed.
+func (s *selfManagedCerts) setCABundle(ctx context.Context, obj client.Object, configs []*admissionregistrationv1.WebhookClientConfig, ca []byte) error {
+	changed := false
+	for _, cc := range configs {
+		if string(cc.CABundle) != string(ca) {
+			cc.CABundle, changed = ca, true
 		}
-		changed := false
-		for _, cc := range clientConfigs(obj) {
-			if string(cc.CABundle) != string(ca) {
-				cc.CABundle, changed = ca, true
-			}
-		}
-		if !changed {
-			return nil
-		}
-		// returned unwrapped so that RetryOnConflict sees a conflict
-		return c.Update(ctx, obj)
-	})
+	}
+	if !changed {
+		return nil
+	}
+	if err := s.client.Update(ctx, obj); err != nil {
+		return fmt.Errorf("update caBundle of %s: %w", obj.GetName(), err)
+	}
+	return nil
 }

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"net/http"
 	"reflect"
 	"slices"
@@ -37,17 +33,19 @@ type Validator struct {
 	cfg        policies.Config
 	set        *PolicySet
 	namespaces client.Reader
+	// live reads around the cache: the workload a scale changes.
+	live client.Reader
 	// history tells an undo from a new template, so that an undo is not judged again.
 	history revisionHistory
 	metrics *Metrics
 	now     func() time.Time
 }
 
-// NewValidator builds the validating handler. namespaces and history may be nil in tests.
-func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, namespaces, history client.Reader, metrics *Metrics) *Validator {
+// NewValidator builds the validating handler. namespaces and live may be nil in tests.
+func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, namespaces, live client.Reader, metrics *Metrics) *Validator {
 	return &Validator{
 		decoder: decoder, skip: append(opts.SkippedNamespaces(), opts.Policies.SkipNamespaces...), cfg: opts.Policies,
-		set: set, namespaces: namespaces, history: revisionHistory{history}, metrics: metrics, now: time.Now,
+		set: set, namespaces: namespaces, live: live, history: revisionHistory{live}, metrics: metrics, now: time.Now,
 	}
 }
 
@@ -90,18 +88,6 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 			return errored(err)
 		}
 	}
-	if req.Operation == admissionv1.Update && old != nil && onlyTemplateChanged(object, old) {
-		// An undo (the watcher's or kubectl rollout undo) puts back a template the cluster admitted before; judging it
-		// again would let one careless policy stop every rollback.
-		restored, err := v.history.restores(ctx, req, typed)
-		if err != nil {
-			log.Error(err, "Cannot tell whether the update restores a revision")
-		}
-		if restored {
-			log.V(1).Info("Restored revision admitted without policy evaluation")
-			return admission.Allowed("restores an earlier revision of this " + req.Kind.Kind)
-		}
-	}
 	var nsLabels map[string]string
 	if v.namespaces != nil {
 		var ns corev1.Namespace
@@ -115,12 +101,25 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	}
 	set := v.set.get()
 	violations, err := v.evaluate(ctx, set, req, object, old, nsLabels)
+	if err == nil && len(violations) == 0 {
+		return admission.Allowed("")
+	}
+	// An undo (the watcher's or kubectl rollout undo) puts back a template the cluster admitted before; judging it
+	// again would let one careless policy, denying or failing, stop every rollback. Asked only now, when the answer
+	// matters: it is a live read of the workload's revisions.
+	if req.Operation == admissionv1.Update && old != nil && onlyTemplateChanged(object, old) {
+		restored, rerr := v.history.restores(ctx, req, typed)
+		if rerr != nil {
+			log.Error(rerr, "Cannot tell whether the update restores a revision")
+		}
+		if restored {
+			log.V(1).Info("Restored revision admitted without policy verdicts")
+			return admission.Allowed("restores an earlier revision of this " + req.Kind.Kind)
+		}
+	}
 	if err != nil {
 		log.Error(err, "Policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies, so it cannot admit this %s: %v", req.Kind.Kind, err))
-	}
-	if len(violations) == 0 {
-		return admission.Allowed("")
 	}
 	violations, warnings, used := policies.ApplyExemptions(violations, stringMap(object, "metadata", "annotations"), v.now())
 	for i := range warnings {
@@ -353,66 +352,4 @@ func onlyTemplateChanged(object, old map[string]any) bool {
 		}
 	}
 	return true
-}
-
-// validateScale judges a scale as the update of the workload it makes: the live workload with the requested replicas,
-// against the same workload as it is. People are denied a scale into a violation. Automation (a ServiceAccount: the
-// HorizontalPodAutoscaler, KEDA, a pipeline) is only warned: a refused scale-up under load can take a service down,
-// which is worse than the rollout risk the policy guards against.
-func (v *Validator) validateScale(ctx context.Context, log logr.Logger, req admission.Request) admission.Response {
-	var scale autoscalingv1.Scale
-	if err := json.Unmarshal(req.Object.Raw, &scale); err != nil {
-		return errored(&requestError{code: http.StatusBadRequest, msg: fmt.Sprintf("decode Scale: %v", err)})
-	}
-	if v.history.reader == nil {
-		return admission.Allowed("")
-	}
-	var workload client.Object
-	kind := ""
-	switch req.Resource.Resource {
-	case "deployments":
-		workload, kind = &appsv1.Deployment{}, "Deployment"
-	case "statefulsets":
-		workload, kind = &appsv1.StatefulSet{}, "StatefulSet"
-	default:
-		return admission.Allowed("")
-	}
-	readCtx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := v.history.reader.Get(readCtx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, workload); err != nil {
-		// never block a scale on our own trouble: say so and let it through
-		log.Error(err, "Cannot read the workload a scale changes", "namespace", req.Namespace, "name", req.Name)
-		return admission.Allowed("").WithWarnings(fmt.Sprintf("rollout-guard: could not read %s %s/%s to check this scale: %v", kind, req.Namespace, req.Name, err))
-	}
-	// policies read the object as the API server sends it, kind included
-	workload.GetObjectKind().SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(kind))
-	old, err := json.Marshal(workload)
-	if err != nil {
-		return errored(err)
-	}
-	switch w := workload.(type) {
-	case *appsv1.Deployment:
-		w.Spec.Replicas = &scale.Spec.Replicas
-	case *appsv1.StatefulSet:
-		w.Spec.Replicas = &scale.Spec.Replicas
-	}
-	scaled, err := json.Marshal(workload)
-	if err != nil {
-		return errored(err)
-	}
-	as := req
-	as.SubResource = ""
-	as.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
-	as.Object, as.OldObject = runtime.RawExtension{Raw: scaled}, runtime.RawExtension{Raw: old}
-	resp := v.handle(ctx, log, as)
-	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusForbidden {
-		return resp
-	}
-	what := fmt.Sprintf("scaling %s %s/%s to %d replicas: ", kind, req.Namespace, req.Name, scale.Spec.Replicas)
-	if strings.HasPrefix(req.UserInfo.Username, "system:serviceaccount:") {
-		log.Info("Scale into a policy violation admitted for automation", "user", req.UserInfo.Username, "replicas", scale.Spec.Replicas)
-		return admission.Allowed("").WithWarnings(limitWarnings(append(resp.Warnings,
-			"rollout-guard: "+what+"allowed for automation, but for a person it would be denied: "+resp.Result.Message))...)
-	}
-	return admission.Denied(policies.Truncate(what+resp.Result.Message, policies.MaxMessageBytes)).WithWarnings(resp.Warnings...)
 }

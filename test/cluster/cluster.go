@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -327,6 +329,18 @@ func nodeReady(ctx context.Context, client kubernetes.Interface) error {
 		return fmt.Errorf("remove not-ready taint from %s: %w", NodeName, err)
 	}
 	return errors.New("not-ready taint removed; checking again")
+}
+
+// StopOnSignal stops the cluster and exits with 130 when the run is interrupted (Ctrl-C, a CI timeout's SIGTERM), so
+// that an interrupted test run leaves no control plane or real node behind.
+func (c *Cluster) StopOnSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		c.Stop()
+		os.Exit(130)
+	}()
 }
 
 // Stop ends every component, newest first. A real node is torn down in the order its cleanup needs, and the

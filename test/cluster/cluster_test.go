@@ -14,11 +14,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func binDir(t *testing.T) string {
-	t.Helper()
-	return BinDir()
-}
-
 func TestStartReportsMissingBinary(t *testing.T) {
 	_, err := Start(context.Background(), Options{BinDir: t.TempDir(), Dir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "etcd: binary not found") || !strings.Contains(err.Error(), "make cluster-bins") {
@@ -33,7 +28,7 @@ func TestStartReportsPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = Start(context.Background(), Options{BinDir: binDir(t), Dir: t.TempDir(), APIServerPort: port})
+	_, err = Start(context.Background(), Options{BinDir: BinDir(), Dir: t.TempDir(), APIServerPort: port})
 	want := "kube-apiserver: port " + strconv.Itoa(port) + " on 127.0.0.1 is already in use"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error = %v, want %q", err, want)
@@ -43,7 +38,7 @@ func TestStartReportsPortInUse(t *testing.T) {
 // A component that exits at start is named with its log file and the log's
 // last lines, within seconds rather than after a readiness timeout.
 func TestStartReportsComponentThatWillNotStart(t *testing.T) {
-	real := binDir(t)
+	real := BinDir()
 	fake := t.TempDir()
 	for _, b := range []string{"etcd", "kube-controller-manager", "kube-scheduler", "kwok"} {
 		if err := os.Symlink(filepath.Join(real, b), filepath.Join(fake, b)); err != nil {
@@ -108,7 +103,7 @@ func TestStagesRender(t *testing.T) {
 // What make dev-up starts detached, make dev-down stops: no process is left.
 func TestDetachedClusterStopsWithoutLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	c, err := Start(context.Background(), Options{BinDir: binDir(t), Dir: dir, Detached: true})
+	c, err := Start(context.Background(), Options{BinDir: BinDir(), Dir: dir, Detached: true})
 	if err != nil {
 		t.Fatal(err)
 	}

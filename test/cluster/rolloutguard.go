@@ -119,6 +119,18 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 }
 
 // InstallCRDs applies the CRD manifests in dir and waits until they are established.
+// InstallCertManagerCRDs installs cert-manager's CRDs from the cert-manager module rollout-guard builds against, so
+// that they match the Go types its tests check the chart's Certificates with.
+func (c *Cluster) InstallCertManagerCRDs(ctx context.Context) error {
+	list := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
+	list.Dir = RepoRoot()
+	dir, err := list.Output()
+	if err != nil {
+		return fmt.Errorf("find the cert-manager module: %w", err)
+	}
+	return c.InstallCRDs(ctx, filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds"))
+}
+
 func (c *Cluster) InstallCRDs(ctx context.Context, dir string) error {
 	if _, err := c.Kubectl(ctx, "apply", "-f", dir); err != nil {
 		return fmt.Errorf("install CRDs: %w", err)

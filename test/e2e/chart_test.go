@@ -183,8 +183,7 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 // helm uninstall leaving no webhook configuration behind.
 func TestChartInstall(t *testing.T) {
 	t.Parallel()
-	cmDir := strings.TrimSpace(mustGo(t, "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager"))
-	if err := suite.cluster.InstallCRDs(context.Background(), filepath.Join(cmDir, "deploy", "crds")); err != nil {
+	if err := suite.cluster.InstallCertManagerCRDs(context.Background()); err != nil {
 		t.Fatalf("cert-manager CRDs: %v", err)
 	}
 	// One mode with each Helm major: Helm 4 installs server-side.
@@ -364,17 +363,6 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-func mustGo(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("go", args...)
-	cmd.Dir = suite.repo
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
-	}
-	return string(out)
 }
 
 // checkRenderedCRDs requires the chart to render every CRD of files/crds unchanged but for Helm's labels and the keep

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,14 +44,7 @@ func runTests(m *testing.M) int {
 	logf := func(format string, args ...any) { fmt.Printf("e2e: "+format+"\n", args...) }
 	c, err := setUp(ctx, dir, binDir, logf)
 	if c != nil {
-		// An interrupted run must not leave a control plane behind.
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		go func() {
-			<-sig
-			c.Stop()
-			os.Exit(130)
-		}()
+		c.StopOnSignal()
 		defer c.Stop()
 	}
 	if err != nil {

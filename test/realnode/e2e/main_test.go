@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,13 +43,7 @@ func runTests(m *testing.M) int {
 	defer cancel()
 	c, err := setUp(ctx, dir, binDir, logf)
 	if c != nil {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		go func() {
-			<-sig
-			c.Stop()
-			os.Exit(130)
-		}()
+		c.StopOnSignal()
 	}
 	code := 1
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/rollout-guard/rollout-guard/test/cluster"
 	"github.com/rollout-guard/rollout-guard/webhook/certs"
 )
 
@@ -120,14 +118,7 @@ func TestCertManagerModeOnRealPods(t *testing.T) {
 	ctx := context.Background()
 	c := suite.cluster
 	home := filepath.Join(c.Dir, "helm")
-	// the cert-manager module rollout-guard builds against, so the CRDs match the Go types the chart test checks
-	list := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
-	list.Dir = cluster.RepoRoot()
-	dir, err := list.Output()
-	if err != nil {
-		t.Fatalf("find the cert-manager module: %v", err)
-	}
-	if err := c.InstallCRDs(ctx, filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")); err != nil {
+	if err := c.InstallCertManagerCRDs(ctx); err != nil {
 		t.Fatalf("cert-manager CRDs: %v", err)
 	}
 	const release, ns = "rgcm", "rollout-guard-cm"

@@ -2,7 +2,6 @@ package teardown
 
 import (
 	"context"
-
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +15,6 @@ import (
 
 // childEnv makes the test binary, run again, start a real node with a running pod and wait to be killed.
 const childEnv = "ROLLOUT_GUARD_TEARDOWN_CHILD"
-
-func binDir() string { return cluster.BinDir() }
 
 // A run killed outright (SIGKILL: no cleanup of its own) leaves containers, mounts, a bridge, iptables chains and
 // cgroups; the next run's start cleans them up, and the host is as it was before either run.
@@ -58,7 +55,7 @@ func TestKilledRunIsCleanedUp(t *testing.T) {
 	if left := snapshot(t).Diff(before); len(left) == 0 {
 		t.Fatal("the killed run left nothing behind, so this test proves nothing: the child did not start a node")
 	}
-	if err := cluster.CleanupStaleNode(binDir(), t.Logf); err != nil {
+	if err := cluster.CleanupStaleNode(cluster.BinDir(), t.Logf); err != nil {
 		t.Fatalf("cleanup of the killed run: %v", err)
 	}
 	if diff := snapshot(t).Diff(before); len(diff) > 0 {
@@ -90,7 +87,7 @@ func startNodeWithPod(t *testing.T, dir string) *cluster.Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Options{BinDir: binDir(), Dir: dir, RealNode: true, Logf: t.Logf})
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: cluster.BinDir(), Dir: dir, RealNode: true, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("start the real node: %v", err)
 	}
@@ -109,7 +106,7 @@ func startNodeWithPod(t *testing.T, dir string) *cluster.Cluster {
 
 func snapshot(t *testing.T) cluster.HostState {
 	t.Helper()
-	s, err := cluster.SnapshotHost(binDir())
+	s, err := cluster.SnapshotHost(cluster.BinDir())
 	if err != nil {
 		t.Fatal(err)
 	}
