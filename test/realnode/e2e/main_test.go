@@ -29,6 +29,12 @@ func TestMain(m *testing.M) {
 func runTests(m *testing.M) int {
 	binDir := cluster.BinDir()
 	logf := func(format string, args ...any) { fmt.Printf("realnode: "+format+"\n", args...) }
+	// What an earlier, killed run left is cleaned up before the host is recorded: the check below is about what
+	// this run leaves, and the cleanup would otherwise show as a difference.
+	if err := cluster.CleanupStaleNode(binDir, logf); err != nil {
+		fmt.Fprintln(os.Stderr, "realnode: FAIL:", err)
+		return 1
+	}
 	before, err := cluster.SnapshotHost(binDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "realnode: FAIL: snapshot the host:", err)

@@ -2,6 +2,7 @@ package teardown
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,18 @@ import (
 
 // childEnv makes the test binary, run again, start a real node with a running pod and wait to be killed.
 const childEnv = "ROLLOUT_GUARD_TEARDOWN_CHILD"
+
+// TestMain cleans up a node an earlier, killed run left, so that each test's record of the host is of a host
+// without a node.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "" {
+		if err := cluster.CleanupStaleNode(cluster.BinDir(), func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
+			fmt.Fprintln(os.Stderr, "teardown: FAIL:", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
 
 // A run killed outright (SIGKILL: no cleanup of its own) leaves containers, mounts, a bridge, iptables chains and
 // cgroups; the next run's start cleans them up, and the host is as it was before either run.
