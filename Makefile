@@ -8,6 +8,7 @@ DEV_DIR      ?= $(CURDIR)/.dev
 KUBECTL      ?= $(BIN_DIR)/kubectl
 GO_TEST_E2E  ?= -timeout 40m -count=1
 # Pinned tool versions.
+CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
 # What an image and a release are stamped with. The same commit gives the same VERSION, REVISION and creation time,
@@ -77,6 +78,11 @@ node-deps: ## Install what the real node needs from Debian packages when missing
 .PHONY: fmt-check
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+.PHONY: generate
+generate: ## Regenerate the CRDs (charts/rollout-guard/files/crds) and deepcopy code from policies/v1alpha1
+	go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION) object paths=./policies/v1alpha1/...
+	go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION) crd paths=./policies/v1alpha1/... output:crd:artifacts:config=charts/rollout-guard/files/crds
 
 .PHONY: lint
 lint: fmt-check ## gofmt, go vet, and golangci-lint (installed from the module proxy when it can be)

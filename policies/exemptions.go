@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,10 +18,15 @@ const (
 )
 
 // ApplyExemptions waives violations of the policies an object lists in its
-// exempt annotation, when the policy allows it, a reason is given and the
-// exemption has not expired. It returns the violations that still stand, a
-// warning for every exemption used or refused, and the policies waived.
-func ApplyExemptions(violations []Violation, annotations map[string]string, now time.Time) (kept []Violation, warnings, used []string) {
+// exempt annotation, when annotation exemptions are enabled, the policy allows
+// it, a reason is given and the exemption has not expired. It returns the
+// violations that still stand, a warning for every exemption used or refused,
+// and the policies waived.
+//
+// The annotation is written by whoever may edit the workload, the very people
+// the policies apply to, so it waives nothing unless a cluster admin turned it
+// on (policies.annotationExemptions); a RolloutPolicyException is the way.
+func ApplyExemptions(violations []Violation, annotations map[string]string, now time.Time, enabled bool) (kept []Violation, warnings, used []string) {
 	listed := annotations[AnnotationExempt]
 	if listed == "" {
 		return violations, nil, nil
@@ -28,6 +34,18 @@ func ApplyExemptions(violations []Violation, annotations map[string]string, now 
 	exempt := map[string]bool{}
 	for _, p := range strings.Split(listed, ",") {
 		exempt[strings.TrimSpace(p)] = true
+	}
+	if !enabled {
+		var named []string
+		for _, v := range violations {
+			if exempt[v.Policy] && !slices.Contains(named, v.Policy) {
+				named = append(named, v.Policy)
+			}
+		}
+		if len(named) > 0 {
+			warnings = append(warnings, fmt.Sprintf("%s waives nothing in this cluster (policies.annotationExemptions is off): a RolloutPolicyException, granted by your platform team, can waive %s", AnnotationExempt, strings.Join(named, ",")))
+		}
+		return violations, warnings, nil
 	}
 	reason := strings.TrimSpace(annotations[AnnotationExemptReason])
 	expired := ""
@@ -77,7 +95,8 @@ func parseUntil(s string) (time.Time, error) {
 }
 
 // Describe says what is wrong to the person who ran kubectl: policy,
-// field, value, limit, how to fix it and how to opt out.
+// field, value, limit and how to fix it. Who may waive a policy is said once
+// per answer (WaiverHint), not once per violation.
 func Describe(v Violation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[%s] ", v.Policy)
@@ -95,8 +114,9 @@ func Describe(v Violation) string {
 	if v.Fix != "" {
 		fmt.Fprintf(&b, ". Fix: %s", v.Fix)
 	}
-	if v.Exemptible && v.Enforcement == Deny && !strings.Contains(v.Fix, AnnotationExempt) {
-		fmt.Fprintf(&b, ". Or opt out: annotate the workload %s: %s and %s: <why>", AnnotationExempt, v.Policy, AnnotationExemptReason)
-	}
 	return b.String()
 }
+
+// WaiverHint closes a denial: the way to an exception, which is not the
+// workload's editor's to take.
+const WaiverHint = "If this workload must break a policy for a while, a platform admin can grant a RolloutPolicyException (kubectl explain rolloutpolicyexception)."

@@ -7,7 +7,9 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -118,11 +120,18 @@ type Config struct {
 	DisableLabel string `json:"disableLabel"`
 	// EvaluationTimeoutMillis bounds one evaluation, well below the webhook's timeout.
 	EvaluationTimeoutMillis int `json:"evaluationTimeoutMillis"`
+	// AnnotationExemptions lets a workload's own rollout-guard.io/exempt annotations waive the policies marked
+	// exemptible. Off by default: whoever edits a workload could waive the policies meant for them. Turning it on
+	// is weaker than RolloutPolicyExceptions, whose granting is an RBAC decision.
+	AnnotationExemptions bool `json:"annotationExemptions"`
+	// MaxExceptionDuration is how far ahead a RolloutPolicyException may expire.
+	MaxExceptionDuration metav1.Duration `json:"maxExceptionDuration"`
 }
 
 // DefaultConfig is the built-in policy configuration.
 func DefaultConfig() Config {
-	return Config{BuiltIns: DefaultSettings(), DisableLabel: "rollout-guard.io/policies", EvaluationTimeoutMillis: 500}
+	return Config{BuiltIns: DefaultSettings(), DisableLabel: "rollout-guard.io/policies", EvaluationTimeoutMillis: 500,
+		MaxExceptionDuration: metav1.Duration{Duration: 90 * 24 * time.Hour}}
 }
 
 // Validate reports every invalid field.
@@ -137,6 +146,9 @@ func (c Config) Validate(p *field.Path) field.ErrorList {
 	}
 	if c.EvaluationTimeoutMillis < 1 || c.EvaluationTimeoutMillis > 2500 {
 		errs = append(errs, field.Invalid(p.Child("evaluationTimeoutMillis"), c.EvaluationTimeoutMillis, "must be between 1 and 2500 (below the webhook's 3 s timeout)"))
+	}
+	if c.MaxExceptionDuration.Duration <= 0 {
+		errs = append(errs, field.Invalid(p.Child("maxExceptionDuration"), c.MaxExceptionDuration.Duration.String(), "must be positive, for example 2160h (90 days)"))
 	}
 	return errs
 }

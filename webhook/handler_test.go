@@ -41,6 +41,18 @@ func newHandlersWithHistory(t testing.TB, history client.Reader) handlers {
 	t.Helper()
 	scheme := testScheme(t)
 	opts := config.Default()
+	set, metrics := policySetAndMetrics(t, opts)
+	decoder := admission.NewDecoder(scheme)
+	return handlers{
+		mutating:   &admission.Webhook{Handler: NewMutator(decoder, opts, nil, history, metrics), RecoverPanic: ptr.To(true)},
+		validating: &admission.Webhook{Handler: NewValidator(decoder, opts, set, nil, history, nil, metrics), RecoverPanic: ptr.To(true)},
+		set:        set,
+	}
+}
+
+// policySetAndMetrics compiles the policies of opts and makes the handlers' metrics, on a registry of their own.
+func policySetAndMetrics(t testing.TB, opts config.Options) (*PolicySet, *Metrics) {
+	t.Helper()
 	metrics, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -49,12 +61,7 @@ func newHandlersWithHistory(t testing.TB, history client.Reader) handlers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decoder := admission.NewDecoder(scheme)
-	return handlers{
-		mutating:   &admission.Webhook{Handler: NewMutator(decoder, opts, nil, history, metrics), RecoverPanic: ptr.To(true)},
-		validating: &admission.Webhook{Handler: NewValidator(decoder, opts, set, nil, history, metrics), RecoverPanic: ptr.To(true)},
-		set:        set,
-	}
+	return set, metrics
 }
 
 func testScheme(t testing.TB) *runtime.Scheme {

@@ -47,8 +47,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"policy", "enforcement"}),
 		exemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rollout_guard_policy_exemptions_total",
-			Help: "Violations waived by an object's rollout-guard.io/exempt annotation, by policy.",
-		}, []string{"policy"}),
+			Help: "Policies waived in admitted requests, by policy and by what waived them: exception (a RolloutPolicyException) or annotation (rollout-guard.io/exempt, when enabled).",
+		}, []string{"policy", "by"}),
 		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rollout_guard_policy_eval_duration_seconds",
 			Help:    "Time to evaluate every policy on one object.",

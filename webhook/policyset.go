@@ -115,3 +115,6 @@ func CheckRolloutPolicy(ctx context.Context, rp *v1alpha1.RolloutPolicy) error {
 	}
 	return policies.Check(ctx, p)
 }
+
+// Names lists the policies in force.
+func (s *PolicySet) Names() []string { return s.get().eval.Policies() }

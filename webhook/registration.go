@@ -54,6 +54,13 @@ func Configurations(cc admissionregistrationv1.WebhookClientConfig, opts config.
 			Resources: []string{"rolloutpolicies"}, Scope: ptr.To(admissionregistrationv1.ClusterScope),
 		},
 	}
+	exceptions := admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{"rollout-guard.io"}, APIVersions: []string{"v1alpha1"},
+			Resources: []string{"rolloutpolicyexceptions"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+		},
+	}
 	mcc, vcc := *cc.DeepCopy(), *cc.DeepCopy()
 	if mcc.URL != nil {
 		mcc.URL, vcc.URL = ptr.To(*cc.URL+MutatePath), ptr.To(*cc.URL+ValidatePath)
@@ -80,7 +87,7 @@ func Configurations(cc admissionregistrationv1.WebhookClientConfig, opts config.
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name:                    "validate.rollout-guard.io",
 			ClientConfig:            vcc,
-			Rules:                   []admissionregistrationv1.RuleWithOperations{workloads, scale, rolloutPolicies},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{workloads, scale, rolloutPolicies, exceptions},
 			NamespaceSelector:       nsSelector,
 			FailurePolicy:           ptr.To(failurePolicy),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),

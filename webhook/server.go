@@ -69,8 +69,8 @@ func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, re
 			CertDir: opts.Webhook.CertDir,
 		}),
 		Cache: cache.Options{
-			// The webhook reads only Namespaces from the cache; keep it small.
-			ByObject: map[client.Object]cache.ByObject{&corev1.Namespace{}: {}},
+			// The webhook reads only Namespaces and RolloutPolicyExceptions from the cache; keep it small.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Namespace{}: {}, &v1alpha1.RolloutPolicyException{}: {}},
 		},
 	})
 	if err != nil {
@@ -90,13 +90,21 @@ func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, re
 	if err := reloader.setup(mgr); err != nil {
 		return nil, fmt.Errorf("RolloutPolicy controller: %w", err)
 	}
+	// Started with the cache rather than by the first request that breaks a policy, which would wait for it to sync.
+	if _, err := mgr.GetCache().GetInformer(context.Background(), &v1alpha1.RolloutPolicyException{}); err != nil {
+		return nil, fmt.Errorf("watch RolloutPolicyExceptions (is the chart's CRD installed?): %w", err)
+	}
+	exceptions := newExceptionRecorder(mgr.GetClient(), mgr.GetAPIReader())
+	if err := mgr.Add(exceptions); err != nil {
+		return nil, err
+	}
 	decoder := admission.NewDecoder(scheme)
 	server.Register(MutatePath, &crwebhook.Admission{
 		Handler:      NewMutator(decoder, opts, mgr.GetClient(), mgr.GetAPIReader(), metrics),
 		RecoverPanic: ptr.To(true),
 	})
 	server.Register(ValidatePath, &crwebhook.Admission{
-		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), mgr.GetAPIReader(), metrics),
+		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), mgr.GetAPIReader(), exceptions, metrics),
 		RecoverPanic: ptr.To(true),
 	})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -28,24 +28,27 @@ import (
 // Validator is the validating admission handler: workloads are judged by
 // the policy set, RolloutPolicies by the compiler.
 type Validator struct {
-	decoder    admission.Decoder
-	skip       []string
-	cfg        policies.Config
-	set        *PolicySet
-	namespaces client.Reader
+	decoder admission.Decoder
+	skip    []string
+	cfg     policies.Config
+	set     *PolicySet
+	// cache reads Namespaces and RolloutPolicyExceptions.
+	cache client.Reader
 	// live reads around the cache: the workload a scale changes.
 	live client.Reader
 	// history tells an undo from a new template, so that an undo is not judged again.
 	history revisionHistory
-	metrics *Metrics
-	now     func() time.Time
+	// exceptions records the uses of RolloutPolicyExceptions in their status; nil records nothing.
+	exceptions *exceptionRecorder
+	metrics    *Metrics
+	now        func() time.Time
 }
 
-// NewValidator builds the validating handler. namespaces and live may be nil in tests.
-func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, namespaces, live client.Reader, metrics *Metrics) *Validator {
+// NewValidator builds the validating handler. cache, live and exceptions may be nil in tests.
+func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, cache, live client.Reader, exceptions *exceptionRecorder, metrics *Metrics) *Validator {
 	return &Validator{
 		decoder: decoder, skip: append(opts.SkippedNamespaces(), opts.Policies.SkipNamespaces...), cfg: opts.Policies,
-		set: set, namespaces: namespaces, live: live, history: revisionHistory{live}, metrics: metrics, now: time.Now,
+		set: set, cache: cache, live: live, history: revisionHistory{live}, exceptions: exceptions, metrics: metrics, now: time.Now,
 	}
 }
 
@@ -63,8 +66,14 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	if req.SubResource != "" || !handledOperation(req.Operation) {
 		return admission.Allowed("")
 	}
-	if req.Kind.Group == v1alpha1.GroupVersion.Group && req.Kind.Kind == "RolloutPolicy" {
-		return v.validatePolicy(ctx, req)
+	if req.Kind.Group == v1alpha1.GroupVersion.Group {
+		switch req.Kind.Kind {
+		case "RolloutPolicy":
+			return v.validatePolicy(ctx, req)
+		case "RolloutPolicyException":
+			return v.validateException(ctx, req)
+		}
+		return admission.Allowed("")
 	}
 	if slices.Contains(v.skip, req.Namespace) {
 		return admission.Allowed("")
@@ -89,9 +98,9 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		}
 	}
 	var nsLabels map[string]string
-	if v.namespaces != nil {
+	if v.cache != nil {
 		var ns corev1.Namespace
-		if err := v.namespaces.Get(ctx, client.ObjectKey{Name: req.Namespace}, &ns); err != nil {
+		if err := v.cache.Get(ctx, client.ObjectKey{Name: req.Namespace}, &ns); err != nil {
 			log.Error(err, "Cannot read namespace labels", "namespace", req.Namespace)
 		}
 		nsLabels = ns.Labels
@@ -121,16 +130,32 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		log.Error(err, "Policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies, so it cannot admit this %s: %v", req.Kind.Kind, err))
 	}
-	violations, warnings, used := policies.ApplyExemptions(violations, stringMap(object, "metadata", "annotations"), v.now())
+	var warnings []string
+	if len(violations) > 0 {
+		workload := policies.Workload{Kind: req.Kind.Kind, Name: req.Name, Labels: stringMap(object, "metadata", "labels")}
+		var uses []policies.ExceptionUse
+		violations, warnings, uses = policies.ApplyExceptions(violations, v.exceptionsFor(ctx, req.Namespace), workload, v.now(), v.cfg.MaxExceptionDuration.Duration)
+		for _, u := range uses {
+			log.Info("Policies waived by an exception", "exception", u.Exception.Key(), "policies", u.Policies, "user", req.UserInfo.Username)
+			if recordable(req) {
+				v.exceptions.record(req, u, v.now())
+				for _, p := range u.Policies {
+					v.metrics.exemptions.WithLabelValues(p, "exception").Inc()
+				}
+			}
+		}
+	}
+	violations, exemptWarnings, exempted := policies.ApplyExemptions(violations, stringMap(object, "metadata", "annotations"), v.now(), v.cfg.AnnotationExemptions)
+	warnings = append(warnings, exemptWarnings...)
 	for i := range warnings {
 		warnings[i] = "rollout-guard: " + warnings[i]
 	}
-	for _, p := range used {
-		if !isDryRun(req) {
-			v.metrics.exemptions.WithLabelValues(p).Inc()
+	if recordable(req) {
+		for _, p := range exempted {
+			v.metrics.exemptions.WithLabelValues(p, "annotation").Inc()
 		}
 	}
-	if req.Operation == admissionv1.Update && old != nil && hasDenials(violations) {
+	if req.Operation == admissionv1.Update && old != nil && hasDenials(violations) && sameAt(old, object, "spec.template") {
 		violations, err = v.ratchet(ctx, set, req, object, old, nsLabels, violations)
 		if err != nil {
 			log.Error(err, "Policy evaluation of the old object failed")
@@ -165,8 +190,8 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		if len(denials) > 1 {
 			noun = "violations"
 		}
-		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s", req.Kind.Kind, len(denials), noun,
-			strings.Join(policies.Summarize(denials), "\n- "))
+		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s\n%s", req.Kind.Kind, len(denials), noun,
+			strings.Join(policies.Summarize(denials), "\n- "), policies.WaiverHint)
 		return admission.Denied(policies.Truncate(msg, policies.MaxMessageBytes)).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
@@ -215,10 +240,14 @@ func userInfo(u authenticationv1.UserInfo) map[string]any {
 	return m
 }
 
-// ratchet lets an update through a denial the object already had: the same
-// policy on the same field, and the field unchanged (for a violation without
-// a field: the same message). Scaling, relabelling or rolling back an old
-// object is never blocked by a rule it broke before.
+// ratchet lets an update that starts no rollout (the pod template unchanged)
+// through a denial the object already had: the same policy on the same field,
+// and the field unchanged (for a violation without a field: the same
+// message). Scaling, relabelling or annotating an old object is never blocked
+// by a rule it broke before. An update that changes the template is a new
+// rollout and is judged in full, whatever let the old object in: a policy
+// added since, an exception that has expired or been deleted, a webhook that
+// was down. So a gap closes at the next rollout instead of lasting forever.
 func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string, violations []policies.Violation) ([]policies.Violation, error) {
 	before, err := v.evaluate(ctx, set, req, old, old, nsLabels)
 	if err != nil {
@@ -232,7 +261,7 @@ func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission
 	for _, vi := range violations {
 		if vi.Enforcement == policies.Deny && existed[ratchetKey(vi)] && (vi.Field == "" || sameAt(old, object, vi.Field)) {
 			vi.Enforcement = policies.Warn
-			vi.Message = "already broken before this update, so not blocking it: " + vi.Message
+			vi.Message = "already broken before this update, which starts no rollout, so not blocking it (the next change to the pod template is judged in full): " + vi.Message
 		}
 		out = append(out, vi)
 	}

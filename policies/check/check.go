@@ -154,7 +154,7 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 		sel, custom := c.selectors[v.Policy]
 		return custom && !sel.Matches(labels.Set(meta.labels))
 	})
-	kept, warnings, _ := policies.ApplyExemptions(violations, meta.annotations, c.now())
+	kept, warnings, _ := policies.ApplyExemptions(violations, meta.annotations, c.now(), c.opts.Policies.AnnotationExemptions)
 	f.Warnings = append(f.Warnings, warnings...)
 	for _, v := range kept {
 		if v.Enforcement != policies.DryRun {

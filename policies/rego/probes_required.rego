@@ -13,6 +13,6 @@ deny contains v if {
 		"value": null,
 		"limit": "a readinessProbe on every container",
 		"msg": sprintf("container %s has no readinessProbe, so a broken pod would count as ready", [c.name]),
-		"fix": "add a readinessProbe, or a containerPort so rollout-guard can add one; to opt out, annotate the workload rollout-guard.io/exempt: probes-required with rollout-guard.io/exempt-reason",
+		"fix": "add a readinessProbe, or a containerPort so rollout-guard can add one",
 	}
 }

@@ -48,3 +48,22 @@ func (rp *RolloutPolicy) Selectors() (namespace, object labels.Selector, err err
 	}
 	return namespace, object, nil
 }
+
+// ToException converts a RolloutPolicyException into what the evaluator applies.
+func (e *RolloutPolicyException) ToException() (policies.Exception, error) {
+	out := policies.Exception{
+		Namespace: e.Namespace, Name: e.Name, Policies: e.Spec.Policies, Names: e.Spec.Workloads.Names,
+		Reason: e.Spec.Reason, Expires: e.Spec.Expires.Time,
+	}
+	for _, k := range e.Spec.Workloads.Kinds {
+		out.Kinds = append(out.Kinds, string(k))
+	}
+	if s := e.Spec.Workloads.Selector; s != nil {
+		sel, err := metav1.LabelSelectorAsSelector(s)
+		if err != nil {
+			return policies.Exception{}, fmt.Errorf("RolloutPolicyException %s/%s: spec.workloads.selector: %w", e.Namespace, e.Name, err)
+		}
+		out.Selector = sel
+	}
+	return out, nil
+}

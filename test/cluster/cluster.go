@@ -290,7 +290,7 @@ const serviceCIDR = "10.0.0.0/24"
 var controllers = []string{
 	"deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
 	"garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
-	"resourcequota-controller",
+	"resourcequota-controller", "clusterrole-aggregation-controller",
 }
 
 // nodeReady creates the kwok node if needed and waits for kwok to report it
