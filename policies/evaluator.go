@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -51,6 +53,10 @@ type Violation struct {
 	Fix         string      `json:"fix,omitempty"`
 	// Exemptible says whether the object may waive this policy.
 	Exemptible bool `json:"-"`
+	// Failed: the policy could not be evaluated (an error, its deadline); the violation is its onError verdict.
+	Failed bool `json:"failed,omitempty"`
+	// Omitted counts further results of the same rule that were not read (at most maxResultsPerRule are).
+	Omitted int `json:"omitted,omitempty"`
 }
 
 // Evaluator runs a fixed set of policies. It is immutable and safe for
@@ -65,7 +71,26 @@ type Evaluator struct {
 	byKind  map[string]*query
 	other   *query
 	timeout time.Duration
+
+	// prepare makes a query over the policies applies selects; alone holds the one-policy queries it made, used
+	// when a query over several fails, so that one failing policy does not take the others' verdicts with it.
+	prepare func(applies func(Policy) bool) (*query, error)
+	aloneMu sync.Mutex
+	alone   map[string]*query
+	// slow holds, by policy, until when a policy that ran out of its deadline is not evaluated again: one looping
+	// policy must not make every request wait for its deadline. The only state an Evaluator changes.
+	slow    sync.Map
+	anySlow atomic.Bool // once set, stays set: then the map is read
 }
+
+// quarantine is how long a policy that exceeded its deadline is skipped (its onError verdict stands in).
+const quarantine = time.Minute
+
+// Caps on what one policy's results may add to an answer.
+const (
+	maxResultsPerRule = 100
+	maxFieldBytes     = 1024
+)
 
 // query is one prepared query over a set of policies.
 type query struct {
@@ -73,6 +98,8 @@ type query struct {
 	// rules are the query's results, in order: an array rather than an
 	// object keyed by policy, so that reading them needs no lookups.
 	rules []ruleRef
+	// policies are the query's policies, each once, in order.
+	policies []string
 }
 
 // ruleRef is one deny or warn rule of a policy.
@@ -122,7 +149,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		return nil, fmt.Errorf("built-in library: %w", err)
 	}
 	modules := map[string]*ast.Module{"rego/lib.rego": libModule}
-	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout}
+	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout, alone: map[string]*query{}}
 	allParams := map[string]any{}
 	rulesOf := map[string]map[string]bool{}
 	packages := map[string]string{libraryPackage: "the built-in library"}
@@ -196,6 +223,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 			if !applies(e.policies[name]) {
 				continue
 			}
+			q.policies = append(q.policies, name)
 			for _, r := range []string{"deny", "warn"} {
 				if rulesOf[name][r] {
 					entries = append(entries, fmt.Sprintf("data.%s.%s", Package(name), r))
@@ -214,6 +242,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		q.prepared = prepared
 		return q, nil
 	}
+	e.prepare = prepare
 	if e.other, err = prepare(func(p Policy) bool { return len(p.Kinds) == 0 }); err != nil {
 		return nil, err
 	}
@@ -279,16 +308,19 @@ func (e *Evaluator) Policies() []string { return slices.Clone(e.names) }
 // Evaluate runs every policy on input: operation, userInfo, object and
 // oldObject as generic JSON values. Parameters are added per policy, and
 // rollout facts (see rolloutFacts) as input.rollout. Only policies whose
-// Kinds include kind (or that list none) are reported. An error (deadline, built-in error,
-// panic) is an error decision: the caller must not treat it as an allow.
+// Kinds include kind (or that list none) are reported.
+//
+// Policies are isolated: when the query over all of them fails, each runs
+// alone, and one that fails (a built-in error, its deadline, a result it
+// cannot return) yields its onError verdict as a Violation with Failed set;
+// the others' verdicts stand. One that ran out of its deadline is skipped for
+// a minute. An error is returned only when evaluation itself broke (a panic).
 func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind string) (violations []Violation, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			violations, err = nil, fmt.Errorf("policy evaluation panicked: %v", p)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
 	if object, ok := input["object"].(map[string]any); ok {
 		if facts := rolloutFacts(object); facts != nil {
 			input = maps.Clone(input)
@@ -297,18 +329,31 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	}
 	// The input is plain JSON values, so OPA may convert it lazily, only the
 	// parts policies read (most of an object never is); EvalInput would
-	// deep-copy and convert all of it first. No metrics: OPA would otherwise
-	// make a fresh set of timers on every evaluation.
+	// deep-copy and convert all of it first.
+	parsed := ast.LazyObject(input)
 	q := e.byKind[kind]
 	if q == nil {
 		q = e.other
 	}
-	rs, err := q.prepared.Eval(ctx, rego.EvalParsedInput(ast.LazyObject(input)), rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(keepAST))
+	if !e.anySkipped(q) {
+		if violations, err = e.run(ctx, q, parsed); err == nil {
+			return sortViolations(violations), nil
+		}
+	}
+	return sortViolations(e.isolated(ctx, q, parsed)), nil
+}
+
+// run evaluates one query within the evaluator's deadline.
+func (e *Evaluator) run(ctx context.Context, q *query, input ast.Value) ([]Violation, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	// No metrics: OPA would otherwise make a fresh set of timers on every evaluation.
+	rs, err := q.prepared.Eval(ctx, rego.EvalParsedInput(input), rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("policy evaluation exceeded its %s deadline: %w", e.timeout, err)
+			return nil, &deadlineError{timeout: e.timeout, err: err}
 		}
-		return nil, fmt.Errorf("policy evaluation failed: %w", err)
+		return nil, err
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, nil
@@ -317,6 +362,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	if results == nil || results.Len() != len(q.rules) {
 		return nil, fmt.Errorf("policy evaluation returned %v, not one result per rule", rs[0].Expressions[0].Value)
 	}
+	var violations []Violation
 	for i, r := range q.rules {
 		p := e.policies[r.policy]
 		found, _ := results.Elem(i).Value.(ast.Set)
@@ -328,24 +374,144 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 			enforcement = Warn
 		}
 		var convErr error
-		found.Foreach(func(t *ast.Term) {
+		read := 0
+		found.Until(func(t *ast.Term) bool {
+			if read == maxResultsPerRule {
+				violations[len(violations)-1].Omitted = found.Len() - read
+				return true
+			}
+			read++
 			item, err := ast.JSON(t.Value)
 			if err != nil {
 				convErr = err
-				return
+				return true
 			}
-			v := toViolation(item)
+			v := capped(toViolation(item))
 			v.Policy, v.Enforcement, v.Exemptible = r.policy, enforcement, p.Settings.Exemptible
 			violations = append(violations, v)
+			return false
 		})
 		if convErr != nil {
 			return nil, fmt.Errorf("policy %s: read a result: %w", r.policy, convErr)
 		}
 	}
+	return violations, nil
+}
+
+// isolated runs each policy of q alone, so that one that fails yields its onError verdict and no more.
+func (e *Evaluator) isolated(ctx context.Context, q *query, input ast.Value) []Violation {
+	var violations []Violation
+	for _, name := range q.policies {
+		if until, skipped := e.skippedUntil(name); skipped {
+			violations = append(violations, e.failure(name, fmt.Errorf("skipped until %s: it exceeded its %s deadline", until.UTC().Format(time.RFC3339), e.timeout)))
+			continue
+		}
+		alone, err := e.queryAlone(name)
+		if err == nil {
+			var vs []Violation
+			if vs, err = e.run(ctx, alone, input); err == nil {
+				violations = append(violations, vs...)
+				continue
+			}
+		}
+		var deadline *deadlineError
+		if errors.As(err, &deadline) && ctx.Err() == nil {
+			e.slow.Store(name, time.Now().Add(quarantine))
+			e.anySlow.Store(true)
+		}
+		violations = append(violations, e.failure(name, err))
+	}
+	return violations
+}
+
+// failure is a policy's onError verdict: deny when it fails closed (built-ins by default), a warning otherwise;
+// never stronger than the policy's own enforcement.
+func (e *Evaluator) failure(name string, err error) Violation {
+	p := e.policies[name]
+	v := Violation{Policy: name, Failed: true, Exemptible: p.Settings.Exemptible}
+	if p.Settings.FailsClosed(p.BuiltIn) {
+		v.Enforcement = p.Settings.Enforcement
+		v.Message = "the policy could not be evaluated, and it denies what it cannot judge (onError: deny): " + err.Error()
+	} else {
+		v.Enforcement = Warn
+		if p.Settings.Enforcement == DryRun {
+			v.Enforcement = DryRun
+		}
+		v.Message = "the policy could not be evaluated, so it did not judge this request (onError: allow): " + err.Error()
+	}
+	v.Message = Truncate(v.Message, maxFieldBytes)
+	return v
+}
+
+func (e *Evaluator) anySkipped(q *query) bool {
+	if !e.anySlow.Load() {
+		return false // the common case, without a lookup per policy
+	}
+	for _, name := range q.policies {
+		if _, skipped := e.skippedUntil(name); skipped {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Evaluator) skippedUntil(name string) (time.Time, bool) {
+	v, ok := e.slow.Load(name)
+	if !ok {
+		return time.Time{}, false
+	}
+	until := v.(time.Time)
+	if time.Now().After(until) {
+		e.slow.Delete(name)
+		return time.Time{}, false
+	}
+	return until, true
+}
+
+// queryAlone is the prepared query of one policy, made on first use.
+func (e *Evaluator) queryAlone(name string) (*query, error) {
+	e.aloneMu.Lock()
+	defer e.aloneMu.Unlock()
+	if q, ok := e.alone[name]; ok {
+		return q, nil
+	}
+	q, err := e.prepare(func(p Policy) bool { return p.Name == name })
+	if err != nil {
+		return nil, err
+	}
+	e.alone[name] = q
+	return q, nil
+}
+
+type deadlineError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (d *deadlineError) Error() string {
+	return fmt.Sprintf("policy evaluation exceeded its %s deadline: %v", d.timeout, d.err)
+}
+func (d *deadlineError) Unwrap() error { return d.err }
+
+func sortViolations(violations []Violation) []Violation {
 	slices.SortStableFunc(violations, func(a, b Violation) int {
 		return strings.Compare(a.Policy+"\x00"+a.Field+"\x00"+a.Message, b.Policy+"\x00"+b.Field+"\x00"+b.Message)
 	})
-	return violations, nil
+	return violations
+}
+
+// capped bounds the text a result may put in an answer: a policy cannot make a message of megabytes.
+func capped(v Violation) Violation {
+	v.Message, v.Field = Truncate(v.Message, maxFieldBytes), Truncate(v.Field, maxFieldBytes)
+	v.Limit, v.Fix = Truncate(v.Limit, maxFieldBytes), Truncate(v.Fix, maxFieldBytes)
+	if s, ok := v.Value.(string); ok {
+		v.Value = Truncate(s, maxFieldBytes)
+	} else if v.Value != nil {
+		if b, err := json.Marshal(v.Value); err != nil || len(b) > maxFieldBytes {
+			v.Value = Truncate(string(b), maxFieldBytes)
+		}
+	}
+	return v
 }
 
 // keepAST leaves the query's result as OPA's value: most policies find

@@ -163,30 +163,85 @@ func TestCompileRejectsForbiddenAndBrokenModules(t *testing.T) {
 	}
 }
 
-// A built-in error at run time is an error, never a silent allow.
-func TestEvaluateBuiltinErrorIsAnError(t *testing.T) {
-	p := Policy{Name: "divides", Filename: "divides.rego", Settings: Settings{Enforcement: Deny},
-		Module: "package rollout_guard.divides\n\ndeny contains msg if {\n  x := to_number(input.object.metadata.name)\n  msg := sprintf(\"%v\", [x])\n}\n"}
-	e, err := New(context.Background(), []Policy{p}, time.Second)
-	if err != nil {
-		t.Fatal(err)
+// A policy that cannot be evaluated (a built-in error, its deadline) is never a silent allow, and never takes the
+// other policies' verdicts with it: it yields its onError verdict, marked Failed, and the others' stand.
+func TestEvaluateIsolatesFailingPolicies(t *testing.T) {
+	failing := map[string]string{
+		"to-number": "package rollout_guard.to_number\n\ndeny contains msg if {\n  x := to_number(input.object.metadata.annotations.size)\n  msg := sprintf(\"%v\", [x])\n}\n",
+		"loops":     "package rollout_guard.loops\n\ndeny contains msg if {\n  n := count([x | some x in numbers.range(1, 100000000)])\n  msg := sprintf(\"%d\", [n])\n}\n",
 	}
-	_, err = e.Evaluate(context.Background(), map[string]any{"object": map[string]any{"metadata": map[string]any{"name": "not-a-number"}}}, "Deployment")
-	if err == nil {
-		t.Fatal("a failing built-in was treated as no violation")
+	team := Policy{Name: "team-label", Filename: "team.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.team_label\n\ndeny contains \"metadata.labels.team is required\" if {\n  not input.object.metadata.labels.team\n}\n"}
+	input := map[string]any{"object": map[string]any{"metadata": map[string]any{"name": "web", "annotations": map[string]any{"size": "large"}}}}
+	tests := []struct {
+		name, failing string
+		settings      Settings
+		builtIn       bool
+		want          Enforcement
+		wantText      string
+	}{
+		{"a RolloutPolicy with a built-in error warns by default", "to-number", Settings{Enforcement: Deny}, false, Warn, "onError: allow"},
+		{"onError: deny applies its enforcement", "to-number", Settings{Enforcement: Deny, OnError: OnErrorDeny}, false, Deny, "onError: deny"},
+		{"a built-in fails closed by default", "to-number", Settings{Enforcement: Deny}, true, Deny, "onError: deny"},
+		{"failing closed never exceeds the policy's enforcement", "to-number", Settings{Enforcement: DryRun, OnError: OnErrorDeny}, false, DryRun, "onError: deny"},
+		{"a deadline is a failure too", "loops", Settings{Enforcement: Deny}, false, Warn, "deadline"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := Policy{Name: tt.failing, Filename: tt.failing + ".rego", Module: failing[tt.failing], Settings: tt.settings, BuiltIn: tt.builtIn}
+			e, err := New(context.Background(), []Policy{bad, team}, 50*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := 0; round < 2; round++ { // the second time, a policy past its deadline is skipped
+				got, err := e.Evaluate(context.Background(), input, "Deployment")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var failed, others []Violation
+				for _, v := range got {
+					if v.Policy == tt.failing {
+						failed = append(failed, v)
+					} else {
+						others = append(others, v)
+					}
+				}
+				if len(failed) != 1 || !failed[0].Failed || failed[0].Enforcement != tt.want || !strings.Contains(failed[0].Message, tt.wantText) {
+					t.Errorf("round %d: the failing policy gave %+v, want one Failed %s mentioning %q", round, failed, tt.want, tt.wantText)
+				}
+				if len(others) != 1 || others[0].Policy != "team-label" || others[0].Enforcement != Deny {
+					t.Errorf("round %d: the other policy's verdict was lost: %+v", round, others)
+				}
+			}
+			if _, skipped := e.skippedUntil(tt.failing); skipped != (tt.failing == "loops") {
+				t.Errorf("skipped = %v: only a policy past its deadline is skipped", skipped)
+			}
+		})
 	}
 }
 
-func TestEvaluateDeadline(t *testing.T) {
-	p := Policy{Name: "slow", Filename: "slow.rego", Settings: Settings{Enforcement: Deny},
-		Module: "package rollout_guard.slow\n\ndeny contains msg if {\n  n := count([x | some x in numbers.range(1, 100000000)])\n  msg := sprintf(\"%d\", [n])\n}\n"}
-	e, err := New(context.Background(), []Policy{p}, 20*time.Millisecond)
+// One policy cannot make an answer of megabytes: results and their text are capped.
+func TestEvaluateCapsResults(t *testing.T) {
+	p := Policy{Name: "flood", Filename: "flood.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.flood\n\ndeny contains msg if {\n  some i in numbers.range(1, 1000)\n  msg := {\"msg\": sprintf(\"%d %s\", [i, concat(\"\", [\"x\" | some _ in numbers.range(1, 1500)])]), \"field\": \"spec\"}\n}\n"}
+	e, err := New(context.Background(), []Policy{p}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Evaluate(context.Background(), map[string]any{"object": map[string]any{}}, "Deployment")
-	if err == nil || !strings.Contains(err.Error(), "deadline") {
-		t.Fatalf("error %v, want a deadline error", err)
+	got, err := e.Evaluate(context.Background(), map[string]any{"object": map[string]any{}}, "Deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != maxResultsPerRule || Count(got) != 1000 {
+		t.Fatalf("%d violations standing for %d, want %d read, standing for 1000", len(got), Count(got), maxResultsPerRule)
+	}
+	if sum := Summarize(got); !strings.Contains(sum[len(sum)-1], "... and 997 more like these") {
+		t.Errorf("the summary does not count what was not read: %q", sum[len(sum)-1])
+	}
+	for _, v := range got {
+		if len(v.Message) > maxFieldBytes {
+			t.Fatalf("a message of %d bytes", len(v.Message))
+		}
 	}
 }
 

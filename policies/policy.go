@@ -36,6 +36,28 @@ type Settings struct {
 	// Exemptible policies may be waived per object with the
 	// rollout-guard.io/exempt annotation and a reason.
 	Exemptible bool `json:"exemptible"`
+	// OnError is the verdict when the policy cannot be evaluated (an error, its deadline): deny or allow (a
+	// warning). Empty: deny for built-ins, allow for RolloutPolicies.
+	OnError OnError `json:"onError,omitempty"`
+}
+
+// OnError is what a policy that cannot be evaluated decides.
+type OnError string
+
+// OnError verdicts.
+const (
+	OnErrorAllow OnError = "allow"
+	OnErrorDeny  OnError = "deny"
+)
+
+// FailsClosed reports whether a failure to evaluate the policy denies: its OnError, or by default, deny for a
+// built-in (rollout-guard's own, tested policies) and allow for a RolloutPolicy (one careless rule must not stop
+// every rollout in the cluster).
+func (s Settings) FailsClosed(builtIn bool) bool {
+	if s.OnError == "" {
+		return builtIn
+	}
+	return s.OnError == OnErrorDeny
 }
 
 // Policy is one compiled unit: a Rego module in package rollout_guard.<id>
@@ -157,6 +179,9 @@ func (c Config) Validate(p *field.Path) field.ErrorList {
 func (s Settings) Validate(p *field.Path) field.ErrorList {
 	if !slices.Contains([]Enforcement{Deny, Warn, DryRun}, s.Enforcement) {
 		return field.ErrorList{field.NotSupported(p.Child("enforcement"), s.Enforcement, []string{string(Deny), string(Warn), string(DryRun)})}
+	}
+	if !slices.Contains([]OnError{"", OnErrorAllow, OnErrorDeny}, s.OnError) {
+		return field.ErrorList{field.NotSupported(p.Child("onError"), s.OnError, []string{string(OnErrorAllow), string(OnErrorDeny)})}
 	}
 	return nil
 }

@@ -15,22 +15,24 @@ const (
 )
 
 // Summarize describes violations for a person: at most PerPolicy of each policy in full, in their order, then one
-// line per policy with the count of the rest.
+// line per policy with the count of the rest, those the evaluator did not read (Omitted) included.
 func Summarize(vs []Violation) []string {
 	seen := map[string]int{}
 	var out []string
 	var order []string
+	omitted := map[string]int{}
 	for _, v := range vs {
 		if seen[v.Policy] == 0 {
 			order = append(order, v.Policy)
 		}
 		seen[v.Policy]++
+		omitted[v.Policy] += v.Omitted
 		if seen[v.Policy] <= PerPolicy {
 			out = append(out, Describe(v))
 		}
 	}
 	for _, p := range order {
-		if more := seen[p] - PerPolicy; more > 0 {
+		if more := max(seen[p]-PerPolicy, 0) + omitted[p]; more > 0 {
 			out = append(out, fmt.Sprintf("[%s] ... and %d more like these", p, more))
 		}
 	}
@@ -51,3 +53,12 @@ func Truncate(s string, limit int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// Count is how many violations vs stand for, those the evaluator did not read included.
+func Count(vs []Violation) int {
+	n := len(vs)
+	for _, v := range vs {
+		n += v.Omitted
+	}
+	return n
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -93,17 +92,13 @@ func (v *Validator) validateException(ctx context.Context, req admission.Request
 // maxRecordedUses bounds an exception's status.uses.
 const maxRecordedUses = 20
 
-// exceptionRecorder writes the uses of RolloutPolicyExceptions into their status. The request that used one does
-// not wait for it: uses are gathered and written every few seconds, one update per exception, so a burst of
-// applies is one write.
+// exceptionRecorder writes the uses of RolloutPolicyExceptions into their status, one update per exception and
+// period.
 type exceptionRecorder struct {
+	*batcher[types.NamespacedName, pendingUses]
 	client client.Client
 	// live reads the exception around the cache, so that an update conflicts only with a real concurrent writer.
-	live   client.Reader
-	period time.Duration
-
-	mu      sync.Mutex
-	pending map[types.NamespacedName]*pendingUses
+	live client.Reader
 }
 
 type pendingUses struct {
@@ -112,7 +107,9 @@ type pendingUses struct {
 }
 
 func newExceptionRecorder(c client.Client, live client.Reader) *exceptionRecorder {
-	return &exceptionRecorder{client: c, live: live, period: 2 * time.Second, pending: map[types.NamespacedName]*pendingUses{}}
+	r := &exceptionRecorder{client: c, live: live}
+	r.batcher = newBatcher("Cannot record the uses of a RolloutPolicyException", r.write)
+	return r
 }
 
 // record queues one use; it never blocks on the API server.
@@ -120,63 +117,27 @@ func (r *exceptionRecorder) record(req admission.Request, use policies.Exception
 	if r == nil {
 		return
 	}
-	key := types.NamespacedName{Namespace: use.Exception.Namespace, Name: use.Exception.Name}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p := r.pending[key]
-	if p == nil {
-		p = &pendingUses{}
-		r.pending[key] = p
-	}
-	p.count++
-	p.uses = append(p.uses, v1alpha1.ExceptionUse{
-		Time: metav1.NewTime(at), Workload: req.Kind.Kind + "/" + req.Name, Operation: string(req.Operation),
-		User: req.UserInfo.Username, Policies: use.Policies,
-	})
-	if len(p.uses) > maxRecordedUses {
-		p.uses = p.uses[len(p.uses)-maxRecordedUses:]
-	}
-}
-
-// NeedLeaderElection: every replica records the uses it saw.
-func (r *exceptionRecorder) NeedLeaderElection() bool { return false }
-
-// Start writes queued uses every period until ctx ends, then once more.
-func (r *exceptionRecorder) Start(ctx context.Context) error {
-	t := time.NewTicker(r.period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			r.flush(flush)
-			cancel()
-			return nil
-		case <-t.C:
-			r.flush(ctx)
-		}
-	}
-}
-
-func (r *exceptionRecorder) flush(ctx context.Context) {
-	r.mu.Lock()
-	batch := r.pending
-	r.pending = map[types.NamespacedName]*pendingUses{}
-	r.mu.Unlock()
-	log := logf.FromContext(ctx)
-	for key, p := range batch {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			var e v1alpha1.RolloutPolicyException
-			if err := r.live.Get(ctx, key, &e); err != nil {
-				return err
-			}
-			e.Status = withUses(e.Status, p)
-			return r.client.Status().Update(ctx, &e)
+	r.add(types.NamespacedName{Namespace: use.Exception.Namespace, Name: use.Exception.Name}, func(p *pendingUses) {
+		p.count++
+		p.uses = append(p.uses, v1alpha1.ExceptionUse{
+			Time: metav1.NewTime(at), Workload: req.Kind.Kind + "/" + req.Name, Operation: string(req.Operation),
+			User: req.UserInfo.Username, Policies: use.Policies,
 		})
-		if client.IgnoreNotFound(err) != nil {
-			log.Error(err, "Cannot record the uses of a RolloutPolicyException", "exception", key, "uses", p.count)
+		if len(p.uses) > maxRecordedUses {
+			p.uses = p.uses[len(p.uses)-maxRecordedUses:]
 		}
-	}
+	})
+}
+
+func (r *exceptionRecorder) write(ctx context.Context, key types.NamespacedName, p *pendingUses) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var e v1alpha1.RolloutPolicyException
+		if err := r.live.Get(ctx, key, &e); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		e.Status = withUses(e.Status, p)
+		return r.client.Status().Update(ctx, &e)
+	})
 }
 
 // withUses adds uses to a status: the count, the last use, and the newest uses first, at most maxRecordedUses.

@@ -47,7 +47,7 @@ func exceptionValidator(t *testing.T, mod func(*config.Options), objs ...client.
 	set, metrics := policySetAndMetrics(t, opts)
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&v1alpha1.RolloutPolicyException{}).Build()
 	rec := newExceptionRecorder(c, c)
-	v := NewValidator(admission.NewDecoder(scheme), opts, set, c, nil, rec, metrics)
+	v := NewValidator(admission.NewDecoder(scheme), opts, set, c, nil, statusWriters{exceptions: rec}, metrics)
 	v.now = func() time.Time { return testNow }
 	return v, rec
 }

@@ -45,7 +45,7 @@ func newHandlersWithHistory(t testing.TB, history client.Reader) handlers {
 	decoder := admission.NewDecoder(scheme)
 	return handlers{
 		mutating:   &admission.Webhook{Handler: NewMutator(decoder, opts, nil, history, metrics), RecoverPanic: ptr.To(true)},
-		validating: &admission.Webhook{Handler: NewValidator(decoder, opts, set, nil, history, nil, metrics), RecoverPanic: ptr.To(true)},
+		validating: &admission.Webhook{Handler: NewValidator(decoder, opts, set, nil, history, statusWriters{}, metrics), RecoverPanic: ptr.To(true)},
 		set:        set,
 	}
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 
 	violations   *prometheus.CounterVec
 	exemptions   *prometheus.CounterVec
+	evalFailures *prometheus.CounterVec
 	evalDuration prometheus.Histogram
 }
 
@@ -49,13 +50,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "rollout_guard_policy_exemptions_total",
 			Help: "Policies waived in admitted requests, by policy and by what waived them: exception (a RolloutPolicyException) or annotation (rollout-guard.io/exempt, when enabled).",
 		}, []string{"policy", "by"}),
+		evalFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollout_guard_policy_evaluation_failures_total",
+			Help: "Requests on which a policy could not be evaluated (a built-in error, its deadline) and its onError verdict stood in, by policy.",
+		}, []string{"policy"}),
 		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rollout_guard_policy_eval_duration_seconds",
 			Help:    "Time to evaluate every policy on one object.",
 			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.mutations, m.violations, m.exemptions, m.evalDuration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.mutations, m.violations, m.exemptions, m.evalFailures, m.evalDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

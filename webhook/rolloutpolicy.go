@@ -107,7 +107,13 @@ func (r *policyReloader) Reconcile(ctx context.Context, _ reconcile.Request) (re
 			cond = metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Compiled", Message: "the policy compiled and is enforced"}
 		}
 		cond.ObservedGeneration = rp.Generation
-		if err := r.setStatus(ctx, rp, cond); err != nil {
+		conds := []metav1.Condition{cond}
+		// a new generation starts with a clean record; failures of this one are written as requests see them
+		if prev := meta.FindStatusCondition(rp.Status.Conditions, conditionEvaluating); prev == nil || prev.ObservedGeneration != rp.Generation {
+			conds = append(conds, metav1.Condition{Type: conditionEvaluating, Status: metav1.ConditionTrue, Reason: "NoFailures",
+				ObservedGeneration: rp.Generation, Message: "no request has failed to evaluate since this generation was loaded"})
+		}
+		if err := r.setStatus(ctx, rp, conds...); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -115,9 +121,11 @@ func (r *policyReloader) Reconcile(ctx context.Context, _ reconcile.Request) (re
 	return reconcile.Result{}, nil
 }
 
-func (r *policyReloader) setStatus(ctx context.Context, rp *v1alpha1.RolloutPolicy, cond metav1.Condition) error {
+func (r *policyReloader) setStatus(ctx context.Context, rp *v1alpha1.RolloutPolicy, conds ...metav1.Condition) error {
 	updated := rp.DeepCopy()
-	meta.SetStatusCondition(&updated.Status.Conditions, cond)
+	for _, cond := range conds {
+		meta.SetStatusCondition(&updated.Status.Conditions, cond)
+	}
 	updated.Status.ObservedGeneration = rp.Generation
 	if equality.Semantic.DeepEqual(updated.Status, rp.Status) {
 		return nil

@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -94,19 +96,25 @@ func NewServer(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, re
 	if _, err := mgr.GetCache().GetInformer(context.Background(), &v1alpha1.RolloutPolicyException{}); err != nil {
 		return nil, fmt.Errorf("watch RolloutPolicyExceptions (is the chart's CRD installed?): %w", err)
 	}
-	exceptions := newExceptionRecorder(mgr.GetClient(), mgr.GetAPIReader())
-	if err := mgr.Add(exceptions); err != nil {
+	status := statusWriters{
+		exceptions: newExceptionRecorder(mgr.GetClient(), mgr.GetAPIReader()),
+		failures:   newFailureRecorder(mgr.GetClient(), mgr.GetAPIReader()),
+	}
+	if err := mgr.Add(status.exceptions); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(status.failures); err != nil {
 		return nil, err
 	}
 	decoder := admission.NewDecoder(scheme)
-	server.Register(MutatePath, &crwebhook.Admission{
+	server.Register(MutatePath, bounded(&crwebhook.Admission{
 		Handler:      NewMutator(decoder, opts, mgr.GetClient(), mgr.GetAPIReader(), metrics),
 		RecoverPanic: ptr.To(true),
-	})
-	server.Register(ValidatePath, &crwebhook.Admission{
-		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), mgr.GetAPIReader(), exceptions, metrics),
+	}, maxBodyBytes, bodyReadTimeout))
+	server.Register(ValidatePath, bounded(&crwebhook.Admission{
+		Handler:      NewValidator(decoder, opts, set, mgr.GetClient(), mgr.GetAPIReader(), status, metrics),
 		RecoverPanic: ptr.To(true),
-	})
+	}, maxBodyBytes, bodyReadTimeout))
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -149,4 +157,38 @@ func ensureDevCerts(dir, host string, now time.Time) error {
 		return fmt.Errorf("dev certificates in %s: %w", filepath.Clean(dir), err)
 	}
 	return nil
+}
+
+// Bounds of one admission request's body. An AdmissionReview carries the object and, on UPDATE, the old one: etcd
+// keeps objects below 1.5 MiB, so 4 MiB is room for both and the envelope. The body is read within bodyReadTimeout,
+// well beyond any API server's webhook timeout (30 s at most) for a real request; controller-runtime's server bounds
+// the headers (32 s) and keeps idle connections 90 s.
+const (
+	maxBodyBytes    = 4 << 20
+	bodyReadTimeout = 10 * time.Second
+)
+
+// bounded makes a request's body readable only within a deadline and up to a size: a client that trickles a body
+// byte by byte, or sends gigabytes, holds neither a connection nor memory for long.
+func bounded(h http.Handler, maxBytes int64, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		r.Body = closeOnError{ReadCloser: http.MaxBytesReader(w, r.Body, maxBytes), header: w.Header()}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// closeOnError ends the connection after the answer when the body could not be read: what is left of it is not a
+// next request to wait for.
+type closeOnError struct {
+	io.ReadCloser
+	header http.Header
+}
+
+func (c closeOnError) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		c.header.Set("Connection", "close")
+	}
+	return n, err
 }

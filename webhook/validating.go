@@ -38,17 +38,24 @@ type Validator struct {
 	live client.Reader
 	// history tells an undo from a new template, so that an undo is not judged again.
 	history revisionHistory
-	// exceptions records the uses of RolloutPolicyExceptions in their status; nil records nothing.
-	exceptions *exceptionRecorder
-	metrics    *Metrics
-	now        func() time.Time
+	// status writes what requests show into the status of exceptions and policies; nil fields write nothing.
+	status  statusWriters
+	metrics *Metrics
+	now     func() time.Time
 }
 
-// NewValidator builds the validating handler. cache, live and exceptions may be nil in tests.
-func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, cache, live client.Reader, exceptions *exceptionRecorder, metrics *Metrics) *Validator {
+// statusWriters record, in the background, the uses of RolloutPolicyExceptions and the evaluation failures of
+// RolloutPolicies.
+type statusWriters struct {
+	exceptions *exceptionRecorder
+	failures   *failureRecorder
+}
+
+// NewValidator builds the validating handler. cache, live and the status writers may be nil in tests.
+func NewValidator(decoder admission.Decoder, opts config.Options, set *PolicySet, cache, live client.Reader, status statusWriters, metrics *Metrics) *Validator {
 	return &Validator{
 		decoder: decoder, skip: append(opts.SkippedNamespaces(), opts.Policies.SkipNamespaces...), cfg: opts.Policies,
-		set: set, cache: cache, live: live, history: revisionHistory{live}, exceptions: exceptions, metrics: metrics, now: time.Now,
+		set: set, cache: cache, live: live, history: revisionHistory{live}, status: status, metrics: metrics, now: time.Now,
 	}
 }
 
@@ -110,6 +117,14 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	}
 	set := v.set.get()
 	violations, err := v.evaluate(ctx, set, req, object, old, nsLabels)
+	for _, vi := range violations {
+		if vi.Failed {
+			// one careless policy shows as its own failure; the other verdicts stand
+			log.Info("Policy could not be evaluated; its onError verdict stands in", "policy", vi.Policy, "enforcement", vi.Enforcement, "error", vi.Message)
+			v.metrics.evalFailures.WithLabelValues(vi.Policy).Inc()
+			v.status.failures.record(vi.Policy, vi.Message, v.now())
+		}
+	}
 	if err == nil && len(violations) == 0 {
 		return admission.Allowed("")
 	}
@@ -138,7 +153,7 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		for _, u := range uses {
 			log.Info("Policies waived by an exception", "exception", u.Exception.Key(), "policies", u.Policies, "user", req.UserInfo.Username)
 			if recordable(req) {
-				v.exceptions.record(req, u, v.now())
+				v.status.exceptions.record(req, u, v.now())
 				for _, p := range u.Policies {
 					v.metrics.exemptions.WithLabelValues(p, "exception").Inc()
 				}
@@ -187,10 +202,10 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	warnings = limitWarnings(warnings)
 	if len(denials) > 0 {
 		noun := "violation"
-		if len(denials) > 1 {
+		if policies.Count(denials) > 1 {
 			noun = "violations"
 		}
-		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s\n%s", req.Kind.Kind, len(denials), noun,
+		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s\n%s", req.Kind.Kind, policies.Count(denials), noun,
 			strings.Join(policies.Summarize(denials), "\n- "), policies.WaiverHint)
 		return admission.Denied(policies.Truncate(msg, policies.MaxMessageBytes)).WithWarnings(warnings...)
 	}

@@ -24,7 +24,7 @@ func (rp *RolloutPolicy) ToPolicy() (policies.Policy, error) {
 	}
 	p := policies.Policy{
 		Name: rp.Name, Module: rp.Spec.Rego, Filename: rp.Name + ".rego",
-		Settings: policies.Settings{Enforcement: enforcement, Parameters: params, Exemptible: rp.Spec.Exemptible},
+		Settings: policies.Settings{Enforcement: enforcement, Parameters: params, Exemptible: rp.Spec.Exemptible, OnError: policies.OnError(rp.Spec.OnError)},
 	}
 	for _, k := range rp.Spec.Match.Kinds {
 		p.Kinds = append(p.Kinds, string(k))

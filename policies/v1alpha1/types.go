@@ -23,6 +23,7 @@ func AddToScheme(s *runtime.Scheme) error {
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Evaluating",type=string,JSONPath=`.status.conditions[?(@.type=="Evaluating")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RolloutPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -55,9 +56,19 @@ type RolloutPolicySpec struct {
 	// +optional
 	Parameters *runtime.RawExtension `json:"parameters,omitempty"`
 	// Exemptible lets an object waive this policy with the
-	// rollout-guard.io/exempt annotation and a reason.
+	// rollout-guard.io/exempt annotation and a reason, when the cluster
+	// allows annotation exemptions (policies.annotationExemptions).
 	// +optional
 	Exemptible bool `json:"exemptible,omitempty"`
+	// OnError is the verdict when the policy cannot be evaluated on a request
+	// (a built-in error such as to_number on a missing value, its deadline):
+	// allow (the default) admits the request with a warning, deny applies the
+	// policy's enforcement. Either way the other policies' verdicts stand, and
+	// the failure is a metric and this policy's Evaluating condition.
+	// +kubebuilder:validation:Enum=allow;deny
+	// +kubebuilder:default=allow
+	// +optional
+	OnError string `json:"onError,omitempty"`
 }
 
 // Match selects the workloads a policy applies to. Empty fields match all.
@@ -84,7 +95,9 @@ type RolloutPolicyStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Conditions: Ready is True when the current spec compiled and is
 	// enforced; False with the compiler's message otherwise (the last good
-	// version, if any, stays enforced).
+	// version, if any, stays enforced). Evaluating is False while requests
+	// fail to evaluate (an error, the deadline) and the policy's onError
+	// verdict stands in, with the count, the times and the last error.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// One careless RolloutPolicy must not stop the cluster: a policy that fails on most Deployments (to_number of an
+// annotation they lack, read with a default of "") yields only its own onError verdict, a warning by default, while the built-ins' verdicts
+// stand; the failure is a metric and the policy's Evaluating condition. With onError: deny it denies, naming itself.
+func TestCarelessPolicyAffectsOnlyItself(t *testing.T) {
+	t.Parallel()
+	const rules = `    deny contains msg if {
+      to_number(object.get(input.object.metadata, ["annotations", "example.com/size"], "")) > 10
+      msg := "too big"
+    }
+`
+	for _, tt := range []struct {
+		name, onError string
+		denied        bool
+	}{{"allow by default", "", false}, {"deny when asked", "deny", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ns := namespace(t)
+			name := namespacePolicy(t, ns, "careless", rules)
+			if tt.onError != "" {
+				r := kubectl(t, "", "patch", "rolloutpolicy", name, "--type=merge", "-p", `{"spec":{"onError":"`+tt.onError+`"}}`)
+				if r.err != nil {
+					t.Fatalf("%v\n%s", r.err, r.stderr)
+				}
+			}
+			var r kubectlResult
+			eventually(t, 10*time.Second, "the policy is evaluated (and fails) on a Deployment", func(context.Context) (bool, error) {
+				r = kubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
+				return strings.Contains(r.stderr, "could not be evaluated") && strings.Contains(r.stderr, "onError: "+map[bool]string{false: "allow", true: "deny"}[tt.denied]), nil
+			})
+			if (r.err != nil) != tt.denied || !strings.Contains(r.stderr, "["+name+"]") {
+				t.Errorf("onError %q: denied = %v, want %v, naming the policy:\n%s", tt.onError, r.err != nil, tt.denied, r.stderr)
+			}
+			// the built-ins' verdicts stand
+			surge := kubectl(t, seed(t, "surge-app.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
+			if surge.err == nil || !strings.Contains(surge.stderr, "[surge-unavailable]") {
+				t.Errorf("a failing RolloutPolicy took the built-ins' verdicts with it: %v\n%s", surge.err, surge.stderr)
+			}
+			// a Deployment that carries the annotation is judged by the policy
+			big := strings.Replace(seed(t, "nginx-deployment.yaml"), "  labels:\n    app: nginx\nspec:", "  labels:\n    app: nginx\n  annotations:\n    example.com/size: \"20\"\nspec:", 1)
+			if r := kubectl(t, big, "-n", ns, "apply", "--dry-run=server", "-f", "-"); r.err == nil || !strings.Contains(r.stderr, "too big") {
+				t.Errorf("the policy did not judge a Deployment it can evaluate: %v\n%s", r.err, r.stderr)
+			}
+			eventually(t, 15*time.Second, "the policy's Evaluating condition says it fails", func(context.Context) (bool, error) {
+				r := kubectl(t, "", "get", "rolloutpolicy", name, "-o", `jsonpath={.status.conditions[?(@.type=="Evaluating")].status} {.status.conditions[?(@.type=="Evaluating")].message}`)
+				return strings.HasPrefix(r.stdout, "False ") && strings.Contains(r.stdout, "could not be evaluated"), nil
+			})
+			if got := metric(t, suite.cluster.Guard.WebhookMetricsURL, "rollout_guard_policy_evaluation_failures_total", map[string]string{"policy": name}); got < 1 {
+				t.Errorf("rollout_guard_policy_evaluation_failures_total{policy=%s} = %v", name, got)
+			}
+		})
+	}
+}
+
+// A policy that loops until its deadline costs one request its deadline, and is then skipped for a minute (its
+// onError verdict stands in), so the cluster's admissions stay fast.
+func TestLoopingPolicyIsSkipped(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	name := namespacePolicy(t, ns, "loops", `    deny contains msg if {
+      n := count([x | some x in numbers.range(1, 1000000000)])
+      msg := sprintf("%d", [n])
+    }
+`)
+	var first kubectlResult
+	eventually(t, 20*time.Second, "the looping policy is evaluated", func(context.Context) (bool, error) {
+		first = kubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
+		return strings.Contains(first.stderr, "["+name+"]"), nil
+	})
+	if first.err != nil || !strings.Contains(first.stderr, "deadline") {
+		t.Errorf("a looping RolloutPolicy (onError: allow) denied, or the warning does not say why: %v\n%s", first.err, first.stderr)
+	}
+	start := time.Now()
+	r := mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
+	took := time.Since(start)
+	if !strings.Contains(r.stderr, "skipped until") {
+		t.Errorf("the looping policy was evaluated again at once:\n%s", r.stderr)
+	}
+	t.Logf("a request while the looping policy is skipped took %s (kubectl included)", took.Round(time.Millisecond))
+}
