@@ -72,33 +72,17 @@ func ApplyExceptions(violations []Violation, exceptions []Exception, w Workload,
 			warnings, said[msg] = append(warnings, msg), true
 		}
 	}
-	waived := map[string][]Violation{} // by exception key, in exceptions' order
+	waived := make([][]Violation, len(exceptions)) // by exception, in exceptions' order
 	for _, v := range violations {
-		var by *Exception
-		for i, e := range exceptions {
-			if !slices.Contains(e.Policies, v.Policy) || !e.Covers(w) {
-				continue
-			}
-			switch {
-			case !now.Before(e.Expires):
-				say(fmt.Sprintf("RolloutPolicyException %s expired at %s, so %s applies in full again", e.Key(), e.Expires.UTC().Format(time.RFC3339), v.Policy))
-			case e.Expires.Sub(now) > maxAhead:
-				say(fmt.Sprintf("RolloutPolicyException %s is ignored: it expires at %s, more than %s ahead (policies.maxExceptionDuration)", e.Key(), e.Expires.UTC().Format(time.RFC3339), maxAhead))
-			default:
-				by = &exceptions[i]
-			}
-			if by != nil {
-				break
-			}
-		}
-		if by == nil {
+		by := inForce(exceptions, v.Policy, w, now, maxAhead, say)
+		if by < 0 {
 			kept = append(kept, v)
 			continue
 		}
-		waived[by.Key()] = append(waived[by.Key()], v)
+		waived[by] = append(waived[by], v)
 	}
-	for _, e := range exceptions {
-		vs := waived[e.Key()]
+	for i, e := range exceptions {
+		vs := waived[i]
 		if len(vs) == 0 {
 			continue
 		}
@@ -121,4 +105,23 @@ func ApplyExceptions(violations []Violation, exceptions []Exception, w Workload,
 		}
 	}
 	return kept, warnings, used
+}
+
+// inForce returns the index of the first exception that covers the workload for policy and is in force, or -1; it
+// says why each one that covers it is not.
+func inForce(exceptions []Exception, policy string, w Workload, now time.Time, maxAhead time.Duration, say func(string)) int {
+	for i, e := range exceptions {
+		if !slices.Contains(e.Policies, policy) || !e.Covers(w) {
+			continue
+		}
+		switch {
+		case !now.Before(e.Expires):
+			say(fmt.Sprintf("RolloutPolicyException %s expired at %s, so %s applies in full again", e.Key(), e.Expires.UTC().Format(time.RFC3339), policy))
+		case e.Expires.Sub(now) > maxAhead:
+			say(fmt.Sprintf("RolloutPolicyException %s is ignored: it expires at %s, more than %s ahead (policies.maxExceptionDuration)", e.Key(), e.Expires.UTC().Format(time.RFC3339), maxAhead))
+		default:
+			return i
+		}
+	}
+	return -1
 }

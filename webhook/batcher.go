@@ -12,7 +12,6 @@ import (
 // batcher gathers what admission requests report, by key, and writes it every period: no request waits on the API
 // server, and a burst of requests is one write per key.
 type batcher[K comparable, V any] struct {
-	period time.Duration
 	// failed is the log message when a write fails.
 	failed string
 	write  func(ctx context.Context, key K, v *V) error
@@ -22,8 +21,12 @@ type batcher[K comparable, V any] struct {
 }
 
 func newBatcher[K comparable, V any](failed string, write func(context.Context, K, *V) error) *batcher[K, V] {
-	return &batcher[K, V]{period: 2 * time.Second, failed: failed, write: write, pending: map[K]*V{}}
+	return &batcher[K, V]{failed: failed, write: write, pending: map[K]*V{}}
 }
+
+// batchPeriod is how often a batcher writes: soon enough for a person watching a status, seldom enough that a burst
+// of applies is one write.
+const batchPeriod = 2 * time.Second
 
 // add changes the pending value of key with update.
 func (b *batcher[K, V]) add(key K, update func(*V)) {
@@ -42,7 +45,7 @@ func (b *batcher[K, V]) NeedLeaderElection() bool { return false }
 
 // Start writes what is pending every period until ctx ends, then once more.
 func (b *batcher[K, V]) Start(ctx context.Context) error {
-	t := time.NewTicker(b.period)
+	t := time.NewTicker(batchPeriod)
 	defer t.Stop()
 	for {
 		select {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
@@ -157,9 +156,4 @@ func withUses(s v1alpha1.RolloutPolicyExceptionStatus, p *pendingUses) v1alpha1.
 		s.LastUsed = &last
 	}
 	return s
-}
-
-// recordable reports whether a request's uses should be recorded: not a dry run, and a write.
-func recordable(req admission.Request) bool {
-	return !isDryRun(req) && (req.Operation == admissionv1.Create || req.Operation == admissionv1.Update)
 }

@@ -145,18 +145,14 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		log.Error(err, "Policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("rollout-guard could not evaluate its policies, so it cannot admit this %s: %v", req.Kind.Kind, err))
 	}
-	var warnings []string
-	if len(violations) > 0 {
-		workload := policies.Workload{Kind: req.Kind.Kind, Name: req.Name, Labels: stringMap(object, "metadata", "labels")}
-		var uses []policies.ExceptionUse
-		violations, warnings, uses = policies.ApplyExceptions(violations, v.exceptionsFor(ctx, req.Namespace), workload, v.now(), v.cfg.MaxExceptionDuration.Duration)
-		for _, u := range uses {
-			log.Info("Policies waived by an exception", "exception", u.Exception.Key(), "policies", u.Policies, "user", req.UserInfo.Username)
-			if recordable(req) {
-				v.status.exceptions.record(req, u, v.now())
-				for _, p := range u.Policies {
-					v.metrics.exemptions.WithLabelValues(p, "exception").Inc()
-				}
+	workload := policies.Workload{Kind: req.Kind.Kind, Name: req.Name, Labels: stringMap(object, "metadata", "labels")}
+	violations, warnings, uses := policies.ApplyExceptions(violations, v.exceptionsFor(ctx, req.Namespace), workload, v.now(), v.cfg.MaxExceptionDuration.Duration)
+	for _, u := range uses {
+		log.Info("Policies waived by an exception", "exception", u.Exception.Key(), "policies", u.Policies, "user", req.UserInfo.Username)
+		if !isDryRun(req) {
+			v.status.exceptions.record(req, u, v.now())
+			for _, p := range u.Policies {
+				v.metrics.exemptions.WithLabelValues(p, "exception").Inc()
 			}
 		}
 	}
@@ -165,7 +161,7 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	for i := range warnings {
 		warnings[i] = "rollout-guard: " + warnings[i]
 	}
-	if recordable(req) {
+	if !isDryRun(req) {
 		for _, p := range exempted {
 			v.metrics.exemptions.WithLabelValues(p, "annotation").Inc()
 		}

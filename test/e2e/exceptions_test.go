@@ -12,7 +12,7 @@ import (
 // returns the granter's name.
 func exceptionGranter(t *testing.T) string {
 	t.Helper()
-	release := "rpe-" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()%1e6))
+	release := fmt.Sprintf("rpe-%d", time.Now().UnixNano()%1e6)
 	rendered, err := helm(t, "template", release, chartDir(), "--namespace", "rollout-guard", "--api-versions", "cert-manager.io/v1", "--show-only", "templates/rbac.yaml")
 	if err != nil {
 		t.Fatalf("helm template: %v", err)
@@ -107,7 +107,7 @@ func TestExceptionsAreGrantedUnderRBAC(t *testing.T) {
 	// Granted: it waives the policy for the named workload, with a warning, and records the use.
 	expires := time.Now().Add(25 * time.Second)
 	mustKubectl(t, exception("batch", "surge-unavailable", "surge-app", expires.UTC().Format(time.RFC3339)), "-n", ns, "apply", "-f", "-", "--as=platform")
-	mustKubectl(t, strings.Replace(exception("other", "surge-unavailable", "other-app", in(time.Hour)), "name: other", "name: other", 1), "-n", ns, "apply", "-f", "-", "--as=platform")
+	mustKubectl(t, exception("other", "surge-unavailable", "other-app", in(time.Hour)), "-n", ns, "apply", "-f", "-", "--as=platform")
 	var admitted kubectlResult
 	eventually(t, 10*time.Second, "the exception waives surge-unavailable", func(context.Context) (bool, error) {
 		admitted = kubectl(t, seed(t, "surge-app.yaml"), "-n", ns, "apply", "-f", "-", "--as=alice")

@@ -19,8 +19,9 @@ func TestCarelessPolicyAffectsOnlyItself(t *testing.T) {
 `
 	for _, tt := range []struct {
 		name, onError string
+		verdict       string // the onError in force, as the warning or denial names it
 		denied        bool
-	}{{"allow by default", "", false}, {"deny when asked", "deny", true}} {
+	}{{"allow by default", "", "allow", false}, {"deny when asked", "deny", "deny", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ns := namespace(t)
@@ -34,7 +35,7 @@ func TestCarelessPolicyAffectsOnlyItself(t *testing.T) {
 			var r kubectlResult
 			eventually(t, 10*time.Second, "the policy is evaluated (and fails) on a Deployment", func(context.Context) (bool, error) {
 				r = kubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
-				return strings.Contains(r.stderr, "could not be evaluated") && strings.Contains(r.stderr, "onError: "+map[bool]string{false: "allow", true: "deny"}[tt.denied]), nil
+				return strings.Contains(r.stderr, "could not be evaluated") && strings.Contains(r.stderr, "onError: "+tt.verdict), nil
 			})
 			if (r.err != nil) != tt.denied || !strings.Contains(r.stderr, "["+name+"]") {
 				t.Errorf("onError %q: denied = %v, want %v, naming the policy:\n%s", tt.onError, r.err != nil, tt.denied, r.stderr)
