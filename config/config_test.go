@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollout-guard/rollout-guard/policies"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -25,12 +27,13 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 	o.Rollback.Selector = "a in ("
 	o.Mutation.Defaults.Strategy.RevisionHistoryLimit = 0
 	o.Policies.EvaluationTimeoutMillis = 10000
+	o.Policies.BuiltIns["known-bad-revision"] = policies.Settings{Enforcement: policies.Deny, Parameters: map[string]any{"window": "a day"}}
 	err := o.Validate()
 	if err == nil {
 		t.Fatal("invalid options accepted")
 	}
 	for _, path := range []string{"namespace", "webhook.port", "webhook.metricsAddr", "watcher.pprofAddr", "rollback.mode", "rollback.crashLoopRestarts",
-		"rollback.selector", "mutation.defaults.strategy.revisionHistoryLimit", "policies.evaluationTimeoutMillis"} {
+		"rollback.selector", "mutation.defaults.strategy.revisionHistoryLimit", "policies.evaluationTimeoutMillis", "policies.builtIns[known-bad-revision].parameters.window"} {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("error does not name %s:\n%v", path, err)
 		}

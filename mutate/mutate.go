@@ -72,10 +72,89 @@ func Deployment(d *appsv1.Deployment, in Input) Result {
 		ru := spec.Strategy.RollingUpdate
 		rollingUpdate(&r, in.Intent, []string{"spec", "strategy", "rollingUpdate"}, &ru.MaxSurge, &ru.MaxUnavailable, percent25, percent25, s)
 	}
-	int32Field(&r, in.Intent, "progressDeadlineSeconds", &spec.ProgressDeadlineSeconds, 600, s.ProgressDeadlineSeconds)
 	int32Field(&r, in.Intent, "revisionHistoryLimit", &spec.RevisionHistoryLimit, 10, s.RevisionHistoryLimit)
 	minReady(&r, in.Intent, &spec.MinReadySeconds, s.MinReadySeconds)
+	progressDeadline(&r, in.Intent, spec, s.ProgressDeadlineSeconds)
 	return r
+}
+
+// progressDeadline defaults progressDeadlineSeconds to the configured deadline, or to the pod's startup allowance
+// when that is longer: a deadline shorter than a slow start makes Kubernetes report a healthy rollout as failed,
+// and the watcher would undo it. A deadline the user wrote is theirs; one they did not write is raised to the
+// allowance when the template's startup probes grow (the annotation was added or lengthened).
+func progressDeadline(r *Result, in Intent, spec *appsv1.DeploymentSpec, configured int32) {
+	if in.Wrote("spec", "progressDeadlineSeconds") {
+		return
+	}
+	allowance := StartupAllowance(&spec.Template.Spec, spec.MinReadySeconds)
+	want := max(configured, allowance)
+	cur := spec.ProgressDeadlineSeconds
+	switch {
+	case cur == nil || *cur == apiProgressDeadline || *cur == configured:
+	case in.Known() && *cur < allowance: // an intent record without the field: nobody wrote this value
+	default:
+		return
+	}
+	if cur != nil && *cur == want {
+		return
+	}
+	spec.ProgressDeadlineSeconds = &want
+	msg := fmt.Sprintf("rollout-guard: set spec.progressDeadlineSeconds to %d", want)
+	if want > configured {
+		msg += fmt.Sprintf(" to cover the startup probes' allowance (startup budget + minReadySeconds + %ds)", startupMargin)
+	}
+	r.Changes = append(r.Changes, Change{Field: "progressDeadlineSeconds", Path: "spec.progressDeadlineSeconds", Message: msg})
+}
+
+// apiProgressDeadline is the API server's default progressDeadlineSeconds.
+const apiProgressDeadline = 600
+
+// startupMargin is added to a startup allowance for what the probes do not time: the image pull, the first
+// readiness success after the startup probe passes.
+const startupMargin = 60
+
+// StartupAllowance is how long, in seconds, a new pod of spec may take to become available when its containers
+// use all of their startup probes' budget: the longest budget (initialDelaySeconds + periodSeconds x
+// failureThreshold), plus minReadySeconds and a margin. Zero when no container has a startup probe.
+func StartupAllowance(spec *corev1.PodSpec, minReadySeconds int32) int32 {
+	var longest int32
+	for _, c := range spec.Containers {
+		longest = max(longest, StartupBudget(c.StartupProbe))
+	}
+	if longest == 0 {
+		return 0
+	}
+	return longest + minReadySeconds + startupMargin
+}
+
+// StartupBudget is how long, in seconds, a startup probe lets its container start before the kubelet restarts
+// it; zero for no probe. Unset fields count as the API defaults (period 10 s, 3 failures).
+func StartupBudget(p *corev1.Probe) int32 {
+	if p == nil {
+		return 0
+	}
+	period, failures := p.PeriodSeconds, p.FailureThreshold
+	if period == 0 {
+		period = 10
+	}
+	if failures == 0 {
+		failures = 3
+	}
+	return p.InitialDelaySeconds + period*failures
+}
+
+// Workload runs the mutation of obj's kind (a *Deployment, *StatefulSet or *DaemonSet) on it; any other object is
+// left alone.
+func Workload(obj any, in Input) Result {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return Deployment(o, in)
+	case *appsv1.StatefulSet:
+		return StatefulSet(o, in)
+	case *appsv1.DaemonSet:
+		return DaemonSet(o, in)
+	}
+	return Result{}
 }
 
 // StatefulSet sets default probes and rollout fields on s. OnDelete is left alone.

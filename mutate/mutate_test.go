@@ -65,7 +65,7 @@ func fields(r Result) []string {
 func TestDeployment(t *testing.T) {
 	allDefaults := []string{
 		"spec.template.spec.containers[0].readinessProbe", "spec.template.spec.containers[0].livenessProbe",
-		"spec.strategy.rollingUpdate.maxUnavailable", "spec.progressDeadlineSeconds", "spec.revisionHistoryLimit", "spec.minReadySeconds",
+		"spec.strategy.rollingUpdate.maxUnavailable", "spec.revisionHistoryLimit", "spec.minReadySeconds", "spec.progressDeadlineSeconds",
 	}
 	tests := []struct {
 		name      string
@@ -99,7 +99,7 @@ func TestDeployment(t *testing.T) {
 		{
 			name: "client-side apply: a value equal to the API default that the user wrote is kept",
 			in:   defaulted(lastApplied(`{"spec":{"revisionHistoryLimit":10,"strategy":{"rollingUpdate":{"maxUnavailable":"25%"}}}}`)),
-			want: []string{allDefaults[0], allDefaults[1], "spec.progressDeadlineSeconds", "spec.minReadySeconds"},
+			want: []string{allDefaults[0], allDefaults[1], "spec.minReadySeconds", "spec.progressDeadlineSeconds"},
 		},
 		{
 			name: "server-side apply: the Apply entry of managedFields shows intent",
@@ -137,7 +137,7 @@ func TestDeployment(t *testing.T) {
 			in: defaulted(func(d *appsv1.Deployment) {
 				d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 			}),
-			want: []string{allDefaults[0], allDefaults[1], "spec.progressDeadlineSeconds", "spec.revisionHistoryLimit", "spec.minReadySeconds"},
+			want: []string{allDefaults[0], allDefaults[1], "spec.revisionHistoryLimit", "spec.minReadySeconds", "spec.progressDeadlineSeconds"},
 			check: func(t *testing.T, d *appsv1.Deployment) {
 				if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate != nil {
 					t.Errorf("strategy = %+v", d.Spec.Strategy)
@@ -180,7 +180,38 @@ func TestDeployment(t *testing.T) {
 				if c.StartupProbe.FailureThreshold != 10 || c.StartupProbe.PeriodSeconds != 10 {
 					t.Errorf("startupProbe allows %d x %ds, want 10 x 10s for 95s", c.StartupProbe.FailureThreshold, c.StartupProbe.PeriodSeconds)
 				}
+				// 100 s of startup budget + 5 s minReadySeconds + 60 s margin, above the 120 s default
+				if *d.Spec.ProgressDeadlineSeconds != 165 {
+					t.Errorf("progressDeadlineSeconds = %d, want 165 to cover the slow start", *d.Spec.ProgressDeadlineSeconds)
+				}
 			},
+		},
+		{
+			name: "slow start added later raises the deadline rollout-guard set, on a client-side apply",
+			in: defaulted(lastApplied(`{"metadata":{"annotations":{"rollout-guard.io/slow-start":"5m"}}}`), annotate(AnnotationSlowStart, "5m"), func(d *appsv1.Deployment) {
+				d.Spec.ProgressDeadlineSeconds = ptr.To[int32](120)
+				d.Spec.MinReadySeconds = 5
+			}),
+			want: []string{allDefaults[0], allDefaults[1], "spec.template.spec.containers[0].startupProbe", allDefaults[2], allDefaults[3], allDefaults[5]},
+			check: func(t *testing.T, d *appsv1.Deployment) {
+				if *d.Spec.ProgressDeadlineSeconds != 365 {
+					t.Errorf("progressDeadlineSeconds = %d, want 300 + 5 + 60", *d.Spec.ProgressDeadlineSeconds)
+				}
+			},
+		},
+		{
+			name: "a deadline the user wrote is kept, even below the startup allowance",
+			in: defaulted(lastApplied(`{"spec":{"progressDeadlineSeconds":120}}`), annotate(AnnotationSlowStart, "5m"), func(d *appsv1.Deployment) {
+				d.Spec.ProgressDeadlineSeconds = ptr.To[int32](120)
+			}),
+			want: []string{allDefaults[0], allDefaults[1], "spec.template.spec.containers[0].startupProbe", allDefaults[2], allDefaults[3], allDefaults[4]},
+		},
+		{
+			name: "without a record of intent a deadline other than a default is taken as the user's",
+			in: defaulted(annotate(AnnotationSlowStart, "5m"), func(d *appsv1.Deployment) {
+				d.Spec.ProgressDeadlineSeconds = ptr.To[int32](200)
+			}),
+			want: []string{allDefaults[0], allDefaults[1], "spec.template.spec.containers[0].startupProbe", allDefaults[2], allDefaults[3], allDefaults[4]},
 		},
 		{
 			name:  "a malformed annotation is ignored with a note",

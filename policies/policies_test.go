@@ -64,19 +64,24 @@ func objectInput(t testing.TB, manifest []byte) (map[string]any, string) {
 	if err := yaml.Unmarshal(manifest, &obj); err != nil {
 		t.Fatal(err)
 	}
+	// A sample may be a whole input, for what the webhook adds besides the object (rolledBack).
+	if whole, ok := obj["object"].(map[string]any); ok {
+		kind, _ := whole["kind"].(string)
+		return obj, kind
+	}
 	kind, _ := obj["kind"].(string)
 	return map[string]any{"operation": "CREATE", "object": obj}, kind
 }
 
-// Every sample under testdata/<policy>/allowed passes that policy, and every
-// one under denied breaks it. The samples are written as the webhook sees
-// them: after the API server's defaults and rollout-guard's mutation.
+// Every sample under testdata/<policy>/allowed passes that policy, every one under warned is admitted with a
+// warning from it, and every one under denied breaks it (denied, where the policy denies by default). The samples are written as the webhook sees them:
+// after the API server's defaults and rollout-guard's mutation.
 func TestSamples(t *testing.T) {
 	e := builtins(t)
 	for _, name := range BuiltInNames {
-		for _, verdict := range []string{"allowed", "denied"} {
+		for _, verdict := range []string{"allowed", "warned", "denied"} {
 			files, _ := filepath.Glob(filepath.Join("testdata", name, verdict, "*.yaml"))
-			if len(files) == 0 {
+			if len(files) == 0 && verdict != "warned" {
 				t.Errorf("policy %s has no %s samples", name, verdict)
 			}
 			for _, f := range files {
@@ -90,17 +95,25 @@ func TestSamples(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					var mine []Violation
+					got := map[Enforcement][]Violation{}
 					for _, v := range vs {
 						if v.Policy == name {
-							mine = append(mine, v)
+							got[v.Enforcement] = append(got[v.Enforcement], v)
 						}
 					}
-					if verdict == "allowed" && len(mine) > 0 {
-						t.Errorf("violations %+v", mine)
-					}
-					if verdict == "denied" && len(mine) == 0 {
-						t.Error("no violation")
+					switch verdict {
+					case "allowed":
+						if len(got) > 0 {
+							t.Errorf("violations %+v", got)
+						}
+					case "warned":
+						if len(got[Deny]) > 0 || len(got[Warn]) == 0 {
+							t.Errorf("want warnings and no denial, got %+v", got)
+						}
+					case "denied":
+						if len(got) == 0 || (DefaultSettings()[name].Enforcement == Deny && len(got[Deny]) == 0) {
+							t.Errorf("no denial: %+v", got)
+						}
 					}
 				})
 			}

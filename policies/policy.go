@@ -80,7 +80,11 @@ func Package(name string) string {
 }
 
 // BuiltInNames lists the built-in policies.
-var BuiltInNames = []string{"surge-unavailable", "revision-history", "progress-deadline", "probes-required", "strategy", "image-pinned"}
+var BuiltInNames = []string{"surge-unavailable", "revision-history", "progress-deadline", "probes-required", "strategy", "image-pinned", KnownBadRevision}
+
+// KnownBadRevision is the built-in policy on updates that put back a revision the watcher rolled back; the webhook
+// gives it input.rolledBack.
+const KnownBadRevision = "known-bad-revision"
 
 // DefaultSettings are the built-in policies' settings before configuration.
 func DefaultSettings() map[string]Settings {
@@ -91,6 +95,7 @@ func DefaultSettings() map[string]Settings {
 		"probes-required":   {Enforcement: Deny, Exemptible: true},
 		"strategy":          {Enforcement: Warn, Exemptible: true},
 		"image-pinned":      {Enforcement: Warn, Exemptible: true},
+		KnownBadRevision:    {Enforcement: Warn, Exemptible: false, Parameters: map[string]any{"window": "24h"}},
 	}
 }
 
@@ -165,6 +170,11 @@ func (c Config) Validate(p *field.Path) field.ErrorList {
 			errs = append(errs, field.NotSupported(p.Child("builtIns"), name, BuiltInNames))
 		}
 		errs = append(errs, s.Validate(bp)...)
+		if w, ok := s.Parameters["window"]; ok && name == KnownBadRevision {
+			if d, err := time.ParseDuration(fmt.Sprint(w)); err != nil || d <= 0 {
+				errs = append(errs, field.Invalid(bp.Child("parameters", "window"), w, "must be a positive duration, for example 24h"))
+			}
+		}
 	}
 	if c.EvaluationTimeoutMillis < 1 || c.EvaluationTimeoutMillis > 2500 {
 		errs = append(errs, field.Invalid(p.Child("evaluationTimeoutMillis"), c.EvaluationTimeoutMillis, "must be between 1 and 2500 (below the webhook's 3 s timeout)"))

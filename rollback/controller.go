@@ -239,7 +239,7 @@ func (a actor) undo(ctx context.Context, w, subject client.Object, subjectHash s
 	if !signal.IsZero() {
 		a.metrics.reaction.Observe(a.now().Sub(signal).Seconds())
 	}
-	a.recorder.Eventf(w, target, corev1.EventTypeNormal, ReasonRolledBack, "Rollback", "%s", detail)
+	a.recorder.Eventf(w, target, corev1.EventTypeWarning, ReasonRolledBack, "Rollback", "%s", detail)
 	return nil
 }
 

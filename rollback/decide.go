@@ -11,6 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rollout-guard/rollout-guard/mutate"
 )
 
 // Annotations the watcher reads and writes.
@@ -265,8 +267,14 @@ var imageReasons = []string{"ImagePullBackOff", "ErrImagePull", "InvalidImageNam
 func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
 	d := s.Deployment
 	var found []stall
+	var requeue time.Duration
 	for _, c := range d.Status.Conditions {
 		switch {
+		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" &&
+			startingUntil(s.Pods, hashOf(rs), d.Spec.MinReadySeconds).After(s.Now):
+			// Kubernetes' deadline knows nothing of startup probes: a pod still inside its startup allowance has not
+			// failed yet, whatever the deadline says.
+			requeue = startingUntil(s.Pods, hashOf(rs), d.Spec.MinReadySeconds).Sub(s.Now)
 		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
 			found = append(found, stall{cause: CauseReplicaFailure, detail: "the ReplicaSet cannot create pods: " + c.Message, signal: c.LastTransitionTime.Time})
 		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ReplicaSetCreateError":
@@ -275,12 +283,37 @@ func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
 			found = append(found, stall{cause: CauseProgressDeadline, detail: fmt.Sprintf("the rollout exceeded its progress deadline (%ds)", deref(d.Spec.ProgressDeadlineSeconds)), signal: c.LastUpdateTime.Time})
 		}
 	}
-	pods, requeue := podStalls(s.Pods, appsv1.DefaultDeploymentUniqueLabelKey, hashOf(rs), s.Now, set)
+	pods, podRequeue := podStalls(s.Pods, appsv1.DefaultDeploymentUniqueLabelKey, hashOf(rs), s.Now, set)
 	found = append(found, pods...)
 	if st := firstStall(found); st.cause != "" {
 		return st
 	}
-	return stall{requeue: requeue}
+	return stall{requeue: minPositive(requeue, podRequeue)}
+}
+
+// startingUntil is when the last not-ready pod of the revision with label pod-template-hash=hash runs out of its
+// startup allowance (its containers' startup probe budget from when they started, plus minReadySeconds and a
+// margin, as the mutation sizes the progress deadline); zero when no pod is starting.
+func startingUntil(pods []*corev1.Pod, hash string, minReadySeconds int32) time.Time {
+	var until time.Time
+	for _, p := range pods {
+		if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != hash || p.DeletionTimestamp != nil || podReady(p) {
+			continue
+		}
+		allowance := time.Duration(mutate.StartupAllowance(&p.Spec, minReadySeconds)) * time.Second
+		if allowance == 0 {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running == nil {
+				continue
+			}
+			if end := cs.State.Running.StartedAt.Add(allowance); end.After(until) {
+				until = end
+			}
+		}
+	}
+	return until
 }
 
 // podStalls finds the pods of one revision (label key=value) that stall a

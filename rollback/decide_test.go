@@ -72,6 +72,15 @@ func pod(hash string, age time.Duration, status corev1.ContainerStatus, conds ..
 	}
 }
 
+// startingPod is a pod whose container, with a 5-minute startup probe, started running `running` ago.
+func startingPod(hash string, running time.Duration, conds ...corev1.PodCondition) *corev1.Pod {
+	p := pod(hash, running+5*time.Second, corev1.ContainerStatus{Name: "web", Image: "slow:2", State: corev1.ContainerState{
+		Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-running))},
+	}}, conds...)
+	p.Spec.Containers = []corev1.Container{{Name: "web", Image: "slow:2", StartupProbe: &corev1.Probe{PeriodSeconds: 10, FailureThreshold: 30}}}
+	return p
+}
+
 func waiting(reason string, restarts int32) corev1.ContainerStatus {
 	return corev1.ContainerStatus{Name: "web", Image: "nginx:1.161", RestartCount: restarts, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}}
 }
@@ -153,6 +162,26 @@ func TestDecide(t *testing.T) {
 			name: "an intent the Deployment moved past is marked rolled back",
 			snap: Snapshot{Deployment: deploy("4", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("4", "bbb", "nginx:1.9.1", available, good), rs("3", "ccc", "nginx:1.161", intent(3))}},
 			want: ActionMarkRolledBack, subject: "ccc",
+		},
+		{
+			name: "a deadline exceeded while a new pod is inside its startup allowance waits for it",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "slow:2")},
+				Pods: []*corev1.Pod{startingPod("ccc", 200*time.Second)}},
+			want:       ActionNone,
+			wantRequeu: true,
+		},
+		{
+			name: "a deadline exceeded after the startup allowance rolls back",
+			// 300 s of startup budget + 60 s margin, from when the container started
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "slow:2")},
+				Pods: []*corev1.Pod{startingPod("ccc", 361*time.Second)}},
+			want: ActionRollback, cause: CauseProgressDeadline, target: "bbb",
+		},
+		{
+			name: "a ready pod is not starting: the deadline counts",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "slow:2")},
+				Pods: []*corev1.Pod{startingPod("ccc", 20*time.Second, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})}},
+			want: ActionRollback, cause: CauseProgressDeadline, target: "bbb",
 		},
 		{
 			name: "ImagePullBackOff within the grace period waits and asks to look again",

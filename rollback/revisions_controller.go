@@ -154,7 +154,7 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 			deleted = append(deleted, cur.Name)
 		}
 		if len(deleted) > 0 {
-			r.recorder.Eventf(w, nil, corev1.EventTypeNormal, ReasonRolledBack, "DeleteStuckPods",
+			r.recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonRolledBack, "DeleteStuckPods",
 				"deleted pod(s) %s of a rolled-back revision: they never became Ready, and the StatefulSet would wait for them forever", strings.Join(deleted, ", "))
 		}
 		return nil

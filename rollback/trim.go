@@ -76,22 +76,35 @@ func trimPod(obj any) (any, error) {
 			trimmed.Status.Conditions = append(trimmed.Status.Conditions, corev1.PodCondition{Type: c.Type, Status: c.Status})
 		}
 	}
-	trimmed.Status.ContainerStatuses = trimStatuses(p.Status.ContainerStatuses)
-	trimmed.Status.InitContainerStatuses = trimStatuses(p.Status.InitContainerStatuses)
+	// The startup probes' timing and when containers started: a pod inside its startup allowance is not stalled.
+	for _, c := range p.Spec.Containers {
+		if sp := c.StartupProbe; sp != nil {
+			trimmed.Spec.Containers = append(trimmed.Spec.Containers, corev1.Container{Name: c.Name, StartupProbe: &corev1.Probe{
+				InitialDelaySeconds: sp.InitialDelaySeconds, PeriodSeconds: sp.PeriodSeconds, FailureThreshold: sp.FailureThreshold,
+			}})
+		}
+	}
+	trimmed.Status.ContainerStatuses = trimStatuses(p.Status.ContainerStatuses, len(trimmed.Spec.Containers) > 0)
+	trimmed.Status.InitContainerStatuses = trimStatuses(p.Status.InitContainerStatuses, false)
 	return trimmed, nil
 }
 
-// trimStatuses keeps the waiting containers' reason, and restart counts.
-func trimStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
+// trimStatuses keeps the waiting containers' reason, and restart counts, and when running ones started if
+// running is set.
+func trimStatuses(in []corev1.ContainerStatus, running bool) []corev1.ContainerStatus {
 	var out []corev1.ContainerStatus
 	for _, s := range in {
-		if s.State.Waiting == nil {
-			continue
+		switch {
+		case s.State.Waiting != nil:
+			out = append(out, corev1.ContainerStatus{
+				Name: s.Name, Image: s.Image, RestartCount: s.RestartCount,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: s.State.Waiting.Reason}},
+			})
+		case running && s.State.Running != nil:
+			out = append(out, corev1.ContainerStatus{Name: s.Name, State: corev1.ContainerState{
+				Running: &corev1.ContainerStateRunning{StartedAt: s.State.Running.StartedAt},
+			}})
 		}
-		out = append(out, corev1.ContainerStatus{
-			Name: s.Name, Image: s.Image, RestartCount: s.RestartCount,
-			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: s.State.Waiting.Reason}},
-		})
 	}
 	return out
 }

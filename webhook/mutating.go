@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,7 +72,7 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 	}
 	defaults, notes := m.defaults(ctx, req.Namespace, obj.GetAnnotations())
 	in := mutate.Input{Defaults: defaults, Intent: mutate.IntentOf(obj)}
-	result := apply(obj, in)
+	result := mutate.Workload(obj, in)
 	if touchesTemplate(result) && req.Operation == admissionv1.Update {
 		// The object as the request sent it, before mutation: what restoring
 		// is judged on, and what is mutated again if it restores a revision.
@@ -79,16 +80,16 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 		if err != nil {
 			return errored(err)
 		}
-		restored, err := m.history.restores(ctx, req, sent)
+		restored, err := m.history.restored(ctx, req, sent)
 		if err != nil {
 			// Unsure whether this is a rollback: leave the template alone
 			// rather than risk turning an undo into a new rollout.
 			log.Error(err, "Cannot tell whether the update restores a revision")
 		}
-		if restored || err != nil {
+		if restored != nil || err != nil {
 			obj = sent
 			in.TemplateLocked = true
-			result = apply(obj, in)
+			result = mutate.Workload(obj, in)
 		}
 	}
 	warnings := append(notes, result.Notes...)
@@ -117,18 +118,6 @@ func (m *Mutator) handle(ctx context.Context, log logr.Logger, req admission.Req
 	}
 	log.V(1).Info("Mutated workload", "changes", len(result.Changes))
 	return admission.Patched("", patch...).WithWarnings(warnings...)
-}
-
-func apply(obj client.Object, in mutate.Input) mutate.Result {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return mutate.Deployment(o, in)
-	case *appsv1.StatefulSet:
-		return mutate.StatefulSet(o, in)
-	case *appsv1.DaemonSet:
-		return mutate.DaemonSet(o, in)
-	}
-	return mutate.Result{}
 }
 
 func touchesTemplate(r mutate.Result) bool {
@@ -165,27 +154,35 @@ func (m *Mutator) defaults(ctx context.Context, namespace string, annotations ma
 // knows of none.
 type revisionHistory struct{ reader client.Reader }
 
-// restores reports whether an update sets a workload's pod template
-// back to one of its earlier revisions (kubectl rollout undo, or
-// rollout-guard's own undo): a Deployment's ReplicaSet, or a StatefulSet's
-// or DaemonSet's ControllerRevision. The controller re-adopts that revision
-// only if the template is left exactly as it was. obj is the object as the
-// request sent it.
-func (h revisionHistory) restores(ctx context.Context, req admission.Request, obj client.Object) (bool, error) {
+// earlierRevision is a revision of a workload whose pod template an update puts back.
+type earlierRevision struct {
+	// Revision is its number, Hash its pod-template-hash (a ReplicaSet) or name (a ControllerRevision).
+	Revision, Hash string
+	Images         string
+	Annotations    map[string]string
+}
+
+// restored finds the earlier revision whose pod template an update puts
+// back (kubectl rollout undo, rollout-guard's own undo, or the same template
+// applied again): a Deployment's ReplicaSet, or a StatefulSet's or
+// DaemonSet's ControllerRevision; nil when there is none. The controller
+// re-adopts that revision only if the template is left exactly as it was.
+// obj is the object as the request sent it.
+func (h revisionHistory) restored(ctx context.Context, req admission.Request, obj client.Object) (*earlierRevision, error) {
 	if h.reader == nil {
-		return false, nil
+		return nil, nil
 	}
 	old, err := decodeWorkload(req.Kind, req.OldObject, "oldObject")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	template, sel := templateOf(obj)
 	if oldTemplate, _ := templateOf(old); equality.Semantic.DeepEqual(oldTemplate, template) {
-		return false, nil
+		return nil, nil
 	}
 	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
-		return false, fmt.Errorf("parse selector of %s: %w", klog.KObj(obj), err)
+		return nil, fmt.Errorf("parse selector of %s: %w", klog.KObj(obj), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -193,36 +190,47 @@ func (h revisionHistory) restores(ctx context.Context, req admission.Request, ob
 	if _, ok := obj.(*appsv1.Deployment); ok {
 		var sets appsv1.ReplicaSetList
 		if err := h.reader.List(ctx, &sets, inScope...); err != nil {
-			return false, fmt.Errorf("list ReplicaSets of %s: %w", klog.KObj(obj), err)
+			return nil, fmt.Errorf("list ReplicaSets of %s: %w", klog.KObj(obj), err)
 		}
 		for i := range sets.Items {
-			t := sets.Items[i].Spec.Template.DeepCopy()
+			rs := &sets.Items[i]
+			t := rs.Spec.Template.DeepCopy()
 			delete(t.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-			if metav1.IsControlledBy(&sets.Items[i], obj) && equality.Semantic.DeepEqual(*t, template) {
-				return true, nil
+			if metav1.IsControlledBy(rs, obj) && equality.Semantic.DeepEqual(*t, template) {
+				return &earlierRevision{Revision: rs.Annotations["deployment.kubernetes.io/revision"], Hash: rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey],
+					Images: imagesOf(t.Spec), Annotations: rs.Annotations}, nil
 			}
 		}
-		return false, nil
+		return nil, nil
 	}
 	var revisions appsv1.ControllerRevisionList
 	if err := h.reader.List(ctx, &revisions, inScope...); err != nil {
-		return false, fmt.Errorf("list ControllerRevisions of %s: %w", klog.KObj(obj), err)
+		return nil, fmt.Errorf("list ControllerRevisions of %s: %w", klog.KObj(obj), err)
 	}
 	for i := range revisions.Items {
+		cr := &revisions.Items[i]
 		// A revision holds the template as a patch: {"spec":{"template":{...}}}.
 		var data struct {
 			Spec struct {
 				Template corev1.PodTemplateSpec `json:"template"`
 			} `json:"spec"`
 		}
-		if !metav1.IsControlledBy(&revisions.Items[i], obj) || json.Unmarshal(revisions.Items[i].Data.Raw, &data) != nil {
+		if !metav1.IsControlledBy(cr, obj) || json.Unmarshal(cr.Data.Raw, &data) != nil {
 			continue
 		}
 		if equality.Semantic.DeepEqual(data.Spec.Template, template) {
-			return true, nil
+			return &earlierRevision{Revision: strconv.FormatInt(cr.Revision, 10), Hash: cr.Name, Images: imagesOf(data.Spec.Template.Spec), Annotations: cr.Annotations}, nil
 		}
 	}
-	return false, nil
+	return nil, nil
+}
+
+func imagesOf(spec corev1.PodSpec) string {
+	images := make([]string, len(spec.Containers))
+	for i, c := range spec.Containers {
+		images[i] = c.Image
+	}
+	return strings.Join(images, ", ")
 }
 
 // templateOf is a workload's pod template and selector.

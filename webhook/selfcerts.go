@@ -26,6 +26,15 @@ import (
 // certificates are used. Each replica writes them to its certificate
 // directory (the server reloads them) and publishes the CA in the caBundle
 // of the webhook configurations.
+//
+// A renewal costs no request: the serving certificate is renewed under the
+// same CA while the CA outlives it (the CA lives twice as long), so nothing
+// the API server trusts changes. When the CA itself is renewed, or the Secret
+// was deleted, the caBundle keeps the earlier CA beside the new one (see
+// certs.MergeCABundle), and no replica serves a certificate of the new CA
+// until publishDelay after it was issued, so the API servers trust it first.
+// Every replica reads the Secret each syncPeriod, so all of them move on
+// within one period.
 type selfManagedCerts struct {
 	client    client.Client
 	cfg       config.SelfManagedCerts
@@ -37,6 +46,17 @@ type selfManagedCerts struct {
 // NeedLeaderElection: every replica must keep its own files current.
 func (s *selfManagedCerts) NeedLeaderElection() bool { return false }
 
+// syncPeriod is how often each replica reads the Secret: one GET, and two of the webhook configurations. A replica
+// serves a renewed certificate at most this long after another replica stored it.
+const syncPeriod = 15 * time.Second
+
+// publishDelay is how long after a certificate is issued a replica waits before serving it when serving files
+// already exist: long enough for every API server to load a caBundle published beside it.
+const publishDelay = 10 * time.Second
+
+// annotationIssued on the Secret is when its certificates were issued.
+const annotationIssued = "rollout-guard.io/issued-at"
+
 // Start re-checks the certificates periodically until ctx ends.
 func (s *selfManagedCerts) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx)
@@ -44,28 +64,38 @@ func (s *selfManagedCerts) Start(ctx context.Context) error {
 		if err := s.sync(ctx); err != nil {
 			log.Error(err, "Cannot renew self-managed certificates; will retry", "secret", s.cfg.SecretName)
 		}
-	}, 10*time.Minute)
+	}, syncPeriod)
 	return nil
 }
 
-// sync makes sure a valid bundle exists, is on disk and is published.
+// sync makes sure a valid bundle exists and is published, then serves it: at once when nothing is served yet (the
+// server cannot start without it), otherwise once the API servers have had publishDelay to trust its CA.
 func (s *selfManagedCerts) sync(ctx context.Context) error {
-	bundle, err := s.ensureSecret(ctx)
+	bundle, issued, err := s.ensureSecret(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.writeFiles(bundle); err != nil {
+	if err := s.publishCA(ctx, bundle.CA.CertPEM); err != nil {
 		return err
 	}
-	return s.publishCA(ctx, bundle.CA.CertPEM)
+	served, err := os.ReadFile(filepath.Join(s.certDir, certs.CertFile))
+	if err == nil && string(served) == string(bundle.Serving.CertPEM) {
+		return nil
+	}
+	if err == nil && s.now().Sub(issued) < publishDelay {
+		logf.FromContext(ctx).V(1).Info("New certificates are served once the API servers trust their CA", "issuedAt", issued)
+		return nil
+	}
+	return s.writeFiles(bundle)
 }
 
-func (s *selfManagedCerts) ensureSecret(ctx context.Context) (certs.Bundle, error) {
+// ensureSecret returns the Secret's bundle, renewing what is near expiry, and when it was issued.
+func (s *selfManagedCerts) ensureSecret(ctx context.Context) (certs.Bundle, time.Time, error) {
 	key := client.ObjectKey{Namespace: s.namespace, Name: s.cfg.SecretName}
 	var secret corev1.Secret
 	err := s.client.Get(ctx, key, &secret)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return certs.Bundle{}, fmt.Errorf("get Secret %s: %w", key, err)
+		return certs.Bundle{}, time.Time{}, fmt.Errorf("get Secret %s: %w", key, err)
 	}
 	exists := err == nil
 	current := certs.Bundle{
@@ -73,17 +103,23 @@ func (s *selfManagedCerts) ensureSecret(ctx context.Context) (certs.Bundle, erro
 		Serving: certs.KeyPair{CertPEM: secret.Data[certs.CertFile], KeyPEM: secret.Data[certs.KeyFile]},
 	}
 	if exists && !certs.NeedsRenewal(current.Serving, s.cfg.RenewBefore.Duration, s.now()) && !certs.NeedsRenewal(current.CA, s.cfg.RenewBefore.Duration, s.now()) {
-		return current, nil
+		// unannotated (an older release, or made by hand): issued long enough ago
+		issued, _ := time.Parse(time.RFC3339, secret.Annotations[annotationIssued])
+		return current, issued, nil
 	}
-	fresh, err := certs.NewBundle(s.cfg.Hosts, s.cfg.Validity.Duration, s.now())
+	fresh, err := s.renew(current, exists)
 	if err != nil {
-		return certs.Bundle{}, err
+		return certs.Bundle{}, time.Time{}, err
 	}
 	secret.Namespace, secret.Name = s.namespace, s.cfg.SecretName
 	if !exists {
 		// a Secret's type cannot change: one the chart made keeps its own
 		secret.Type = corev1.SecretTypeTLS
 	}
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[annotationIssued] = s.now().UTC().Format(time.RFC3339)
 	secret.Data = map[string][]byte{
 		certs.CAFile: fresh.CA.CertPEM, certs.CAKeyFile: fresh.CA.KeyPEM,
 		certs.CertFile: fresh.Serving.CertPEM, certs.KeyFile: fresh.Serving.KeyPEM,
@@ -98,16 +134,36 @@ func (s *selfManagedCerts) ensureSecret(ctx context.Context) (certs.Bundle, erro
 		return s.ensureSecret(ctx)
 	}
 	if err != nil {
-		return certs.Bundle{}, fmt.Errorf("store certificates in Secret %s: %w", key, err)
+		return certs.Bundle{}, time.Time{}, fmt.Errorf("store certificates in Secret %s: %w", key, err)
 	}
-	logf.FromContext(ctx).Info("Issued self-managed webhook certificates", "secret", key, "hosts", s.cfg.Hosts)
-	return fresh, nil
+	logf.FromContext(ctx).Info("Issued self-managed webhook certificates", "secret", key, "hosts", s.cfg.Hosts,
+		"newCA", string(fresh.CA.CertPEM) != string(current.CA.CertPEM))
+	return fresh, s.now(), nil
+}
+
+// renew issues a serving certificate under the current CA while the CA outlives it, so that what clients trust does
+// not change; otherwise a new CA too, living twice as long as a serving certificate.
+func (s *selfManagedCerts) renew(current certs.Bundle, exists bool) (certs.Bundle, error) {
+	validity := s.cfg.Validity.Duration
+	if exists && certs.Outlives(current.CA, s.now().Add(validity)) {
+		serving, err := certs.NewServing(current.CA, s.cfg.Hosts, validity, s.now())
+		if err == nil {
+			return certs.Bundle{CA: current.CA, Serving: serving}, nil
+		}
+		// a CA whose key cannot sign is replaced
+	}
+	ca, err := certs.NewCA("rollout-guard-ca", 2*validity, s.now())
+	if err != nil {
+		return certs.Bundle{}, fmt.Errorf("make CA: %w", err)
+	}
+	serving, err := certs.NewServing(ca, s.cfg.Hosts, validity, s.now())
+	if err != nil {
+		return certs.Bundle{}, fmt.Errorf("make serving certificate: %w", err)
+	}
+	return certs.Bundle{CA: ca, Serving: serving}, nil
 }
 
 func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {
-	if on, err := certs.ReadDir(s.certDir); err == nil && string(on.Serving.CertPEM) == string(b.Serving.CertPEM) {
-		return nil
-	}
 	if err := b.WriteDir(s.certDir); err != nil {
 		return err
 	}
@@ -115,8 +171,9 @@ func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {
 	return os.Remove(filepath.Join(s.certDir, certs.CAKeyFile))
 }
 
-// publishCA sets the caBundle of every webhook in both configurations. Replicas start together and publish the
-// same CA, so a conflicting update is read again and retried rather than failing this replica's start.
+// publishCA merges ca into the caBundle of every webhook in both configurations, keeping earlier CAs that have not
+// expired. Replicas start together and publish the same CA, so a conflicting update is read again and retried
+// rather than failing this replica's start.
 func (s *selfManagedCerts) publishCA(ctx context.Context, ca []byte) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return s.setCABundles(ctx, ca) })
 }
@@ -152,8 +209,8 @@ func (s *selfManagedCerts) setCABundles(ctx context.Context, ca []byte) error {
 func (s *selfManagedCerts) setCABundle(ctx context.Context, obj client.Object, configs []*admissionregistrationv1.WebhookClientConfig, ca []byte) error {
 	changed := false
 	for _, cc := range configs {
-		if string(cc.CABundle) != string(ca) {
-			cc.CABundle, changed = ca, true
+		if merged := certs.MergeCABundle(ca, cc.CABundle, s.now()); string(cc.CABundle) != string(merged) {
+			cc.CABundle, changed = merged, true
 		}
 	}
 	if !changed {

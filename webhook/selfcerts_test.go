@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,9 +20,10 @@ import (
 	"github.com/rollout-guard/rollout-guard/webhook/certs"
 )
 
-// The rotation logic, with the clock moved: issue, keep while valid, renew
-// before expiry, and publish every new CA. The e2e chart test covers the
-// same code against the real API server for the first issue.
+// The rotation logic, with the clock moved: issue; keep while valid; renew the serving certificate under the same CA
+// while the CA outlives it; renew the CA when it does not, publishing it beside the old one; serve a new
+// certificate only once its CA has been published for publishDelay. The real-node apply loop covers the same code
+// against real API servers, during a forced rotation.
 func TestSelfManagedCertsRotate(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -52,39 +54,86 @@ func TestSelfManagedCertsRotate(t *testing.T) {
 		}
 		return string(m.Webhooks[0].ClientConfig.CABundle)
 	}
-	serving := func() string {
+	secret := func() certs.Bundle {
 		var sec corev1.Secret
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "rollout-guard", Name: "tls"}, &sec); err != nil {
 			t.Fatal(err)
 		}
+		return certs.Bundle{CA: certs.KeyPair{CertPEM: sec.Data[certs.CAFile]}, Serving: certs.KeyPair{CertPEM: sec.Data[certs.CertFile]}}
+	}
+	served := func() string {
 		onDisk, err := os.ReadFile(filepath.Join(s.certDir, certs.CertFile))
-		if err != nil || string(onDisk) != string(sec.Data[certs.CertFile]) {
-			t.Fatalf("the serving certificate on disk is not the Secret's: %v", err)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if _, err := os.Stat(filepath.Join(s.certDir, certs.CAKeyFile)); err == nil {
 			t.Fatal("the CA key was written to the certificate directory")
 		}
-		return string(sec.Data[certs.CertFile])
+		return string(onDisk)
 	}
-	if err := s.sync(ctx); err != nil {
-		t.Fatal(err)
+	sync := func(when string) {
+		t.Helper()
+		if err := s.sync(ctx); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
 	}
-	first, firstCA := serving(), published()
-	if first == "" || firstCA == "" {
-		t.Fatal("nothing issued or published")
+	trusts := func(ca string) bool { return strings.Contains(published(), strings.TrimSpace(ca)) }
+
+	sync("first start")
+	first := secret()
+	if served() != string(first.Serving.CertPEM) || published() != string(first.CA.CertPEM) {
+		t.Fatal("the first start did not serve at once and publish its CA")
 	}
 	now = now.Add(30 * 24 * time.Hour)
-	if err := s.sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if serving() != first {
+	sync("day 30")
+	if secret().Serving.CertPEM == nil || string(secret().Serving.CertPEM) != string(first.Serving.CertPEM) {
 		t.Error("renewed a certificate that was still valid for 60 days")
 	}
-	now = now.Add(55 * 24 * time.Hour) // 5 days before expiry, inside renewBefore
-	if err := s.sync(ctx); err != nil {
+
+	now = now.Add(55 * 24 * time.Hour) // day 85, 5 days before the serving certificate expires
+	sync("day 85")
+	renewed := secret()
+	if string(renewed.Serving.CertPEM) == string(first.Serving.CertPEM) || string(renewed.CA.CertPEM) != string(first.CA.CertPEM) {
+		t.Fatal("day 85: want a new serving certificate under the same CA (it lives 180 days)")
+	}
+	if published() != string(first.CA.CertPEM) {
+		t.Error("a serving renewal under the same CA changed the caBundle")
+	}
+	if served() != string(first.Serving.CertPEM) {
+		t.Error("the renewed certificate was served before publishDelay")
+	}
+	now = now.Add(publishDelay)
+	sync("day 85, publishDelay later")
+	if served() != string(renewed.Serving.CertPEM) {
+		t.Error("the renewed certificate is not served after publishDelay")
+	}
+
+	now = now.Add(87 * 24 * time.Hour) // day 172: the CA expires on day 180, before a new serving certificate would
+	sync("day 172")
+	newCA := secret()
+	if string(newCA.CA.CertPEM) == string(first.CA.CertPEM) {
+		t.Fatal("day 172: the CA was not renewed though it would not outlive the serving certificate")
+	}
+	if !trusts(string(newCA.CA.CertPEM)) || !trusts(string(first.CA.CertPEM)) {
+		t.Error("the caBundle must hold the new CA and the old one while the old one's certificates are served")
+	}
+
+	// A deleted Secret (or a renewal raced by another replica): a third CA, trusted beside the others.
+	if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "rollout-guard", Name: "tls"}}); err != nil {
 		t.Fatal(err)
 	}
-	if serving() == first || published() == firstCA {
-		t.Error("did not renew and republish 5 days before expiry")
+	now = now.Add(publishDelay)
+	sync("after the Secret was deleted")
+	third := secret()
+	if !trusts(string(third.CA.CertPEM)) || !trusts(string(newCA.CA.CertPEM)) || served() == string(third.Serving.CertPEM) {
+		t.Error("a forced renewal must publish the new CA beside the old ones before serving its certificate")
+	}
+	now = now.Add(9 * 24 * time.Hour) // day 181: the first CA has expired
+	sync("day 181")
+	if trusts(string(first.CA.CertPEM)) {
+		t.Error("an expired CA is still published")
+	}
+	if served() != string(third.Serving.CertPEM) {
+		t.Error("the current certificate is not served")
 	}
 }

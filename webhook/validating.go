@@ -115,8 +115,17 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	if v.cfg.DisableLabel != "" && nsLabels[v.cfg.DisableLabel] == "disabled" {
 		return admission.Allowed(fmt.Sprintf("policies disabled in namespace %s by label %s", req.Namespace, v.cfg.DisableLabel))
 	}
+	// An update that changes the pod template starts a rollout or puts back an earlier revision: an undo, or a
+	// template the watcher rolled back applied again. One live read of the workload's revisions tells which.
+	var restored *earlierRevision
+	if req.Operation == admissionv1.Update && old != nil && !sameAt(old, object, "spec.template") {
+		var rerr error
+		if restored, rerr = v.history.restored(ctx, req, typed); rerr != nil {
+			log.Error(rerr, "Cannot tell whether the update restores a revision")
+		}
+	}
 	set := v.set.get()
-	violations, err := v.evaluate(ctx, set, req, object, old, nsLabels)
+	violations, err := v.evaluate(ctx, set, req, object, old, nsLabels, rolledBackInput(restored, old, v.now()))
 	for _, vi := range violations {
 		if vi.Failed {
 			// one careless policy shows as its own failure; the other verdicts stand
@@ -129,14 +138,12 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		return admission.Allowed("")
 	}
 	// An undo (the watcher's or kubectl rollout undo) puts back a template the cluster admitted before; judging it
-	// again would let one careless policy, denying or failing, stop every rollback. Asked only now, when the answer
-	// matters: it is a live read of the workload's revisions.
-	if req.Operation == admissionv1.Update && old != nil && onlyTemplateChanged(object, old) {
-		restored, rerr := v.history.restores(ctx, req, typed)
-		if rerr != nil {
-			log.Error(rerr, "Cannot tell whether the update restores a revision")
-		}
-		if restored {
+	// again would let one careless policy, denying or failing, stop every rollback. Only known-bad-revision still
+	// speaks: it judges the revision itself, one the watcher rolled back.
+	if restored != nil && onlyTemplateChanged(object, old) {
+		err = nil
+		violations = slices.DeleteFunc(violations, func(vi policies.Violation) bool { return vi.Policy != policies.KnownBadRevision })
+		if len(violations) == 0 {
 			log.V(1).Info("Restored revision admitted without policy verdicts")
 			return admission.Allowed("restores an earlier revision of this " + req.Kind.Kind)
 		}
@@ -201,6 +208,8 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 		if policies.Count(denials) > 1 {
 			noun = "violations"
 		}
+		// the request's logger already names the object, kind, operation and user
+		log.Info("Denied", "dryRun", isDryRun(req), "policies", policyNames(denials))
 		msg := fmt.Sprintf("rollout-guard denied this %s (%d %s):\n- %s\n%s", req.Kind.Kind, policies.Count(denials), noun,
 			strings.Join(policies.Summarize(denials), "\n- "), policies.WaiverHint)
 		return admission.Denied(policies.Truncate(msg, policies.MaxMessageBytes)).WithWarnings(warnings...)
@@ -210,10 +219,14 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 
 // evaluate runs the policy set on object (and old, on UPDATE) and keeps
 // the violations of policies whose selectors match.
-func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string) ([]policies.Violation, error) {
+// rolledBack, when not nil, is input.rolledBack: the update puts back a revision the watcher rolled back.
+func (v *Validator) evaluate(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string, rolledBack map[string]any) ([]policies.Violation, error) {
 	input := map[string]any{"operation": string(req.Operation), "userInfo": userInfo(req.UserInfo), "object": object}
 	if old != nil {
 		input["oldObject"] = old
+	}
+	if rolledBack != nil {
+		input["rolledBack"] = rolledBack
 	}
 	timer := prometheus.NewTimer(v.metrics.evalDuration)
 	violations, err := set.eval.Evaluate(ctx, input, req.Kind.Kind)
@@ -260,7 +273,7 @@ func userInfo(u authenticationv1.UserInfo) map[string]any {
 // added since, an exception that has expired or been deleted, a webhook that
 // was down. So a gap closes at the next rollout instead of lasting forever.
 func (v *Validator) ratchet(ctx context.Context, set *compiledSet, req admission.Request, object, old map[string]any, nsLabels map[string]string, violations []policies.Violation) ([]policies.Violation, error) {
-	before, err := v.evaluate(ctx, set, req, old, old, nsLabels)
+	before, err := v.evaluate(ctx, set, req, old, old, nsLabels, nil)
 	if err != nil {
 		return nil, err
 	}

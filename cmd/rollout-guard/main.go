@@ -4,6 +4,7 @@
 //	rollout-guard watcher   roll back Deployments whose new ReplicaSet stalls
 //	rollout-guard check     run the policies on manifests offline
 //	rollout-guard test      run Rego policy tests
+//	rollout-guard selftest  check that both webhooks answer through the API server (helm test)
 //	rollout-guard version   print the version
 package main
 
@@ -56,6 +57,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCheck(context.Background(), rest, stdin, stdout, stderr)
 	case "test":
 		return runTest(context.Background(), rest, stdout, stderr)
+	case "selftest":
+		return runSelfTest(context.Background(), rest, stdout, stderr)
 	}
 	if cmd != "webhook" && cmd != "watcher" {
 		fmt.Fprintf(stderr, "rollout-guard: unknown command %q\n\n%s", cmd, usage)
@@ -113,10 +116,14 @@ const usage = `rollout-guard makes Kubernetes workload updates safe by default.
 Usage:
   rollout-guard webhook [flags]   serve the mutating and validating admission webhooks
   rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls
-  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [-o text|json]
+  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [-o text|json] [--client apply|create]
                                   run the policies on manifests offline, after the API server's
-                                  defaults and rollout-guard's mutation (exit 0 clean, 1 denied, 2 error)
+                                  defaults and rollout-guard's mutation, as applied by kubectl apply
+                                  (or by a client that records no intent) (exit 0 clean, 1 denied, 2 error)
   rollout-guard test [DIR]        run the _test.rego files of DIR (default: the built-in policies)
+  rollout-guard selftest [--namespace NS] [--kubeconfig FILE]
+                                  check through the API server that both webhooks answer in NS, by
+                                  server-side dry runs (exit 0 both answer, 1 not, 2 error); helm test runs it
   rollout-guard version           print the version
 
 Run "rollout-guard COMMAND --help" for the flags of a command.

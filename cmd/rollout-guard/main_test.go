@@ -30,6 +30,9 @@ spec:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// maxUnavailable written as the API's default: only kubectl apply's record tells the cluster so.
+	explicit25 := strings.Replace(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "  replicas: 3\n",
+		"  replicas: 3\n  strategy:\n    rollingUpdate: {maxUnavailable: 25%}\n", 1)
 	tests := []struct {
 		name      string
 		stdin     string
@@ -71,6 +74,12 @@ spec:
 					t.Errorf("json = %+v", got)
 				}
 			}},
+		{name: "a value equal to the API default: kept for apply, and the difference for other clients named", args: []string{"check", "-f", "-"}, code: 0,
+			stdin: explicit25, stdout: []string{"spec.strategy.rollingUpdate.maxUnavailable is kept as written for kubectl apply",
+				"a client that records no intent (kubectl create or replace, Helm 3, client-go) gets set spec.strategy.rollingUpdate.maxUnavailable to 0"}},
+		{name: "--client create models a client that records no intent", args: []string{"check", "--client", "create", "-f", "-"}, code: 0,
+			stdin: explicit25, stdout: []string{"mutation: set spec.strategy.rollingUpdate.maxUnavailable to 0"}},
+		{name: "an unknown client is a usage error", args: []string{"check", "--client", "helm", "-f", "-"}, code: 2, stdin: explicit25, stderr: "--client apply|create"},
 		{name: "unknown field is an input error", args: []string{"check", "-f", "-"}, code: 2,
 			stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3}\n", stderr: `unknown field "replicaz"`},
 		{name: "malformed YAML is an input error", args: []string{"check", "-f", "-"}, code: 2,

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollout-guard/rollout-guard/config"
 	"github.com/rollout-guard/rollout-guard/policies"
 	"github.com/rollout-guard/rollout-guard/policies/check"
 	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
+	"github.com/rollout-guard/rollout-guard/webhook"
 )
 
 // Exit codes of check and test.
@@ -35,11 +39,13 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(&policyPaths, "policy", "RolloutPolicy manifest file or directory (repeatable)")
 	output := fs.String("o", "text", "output format: text or json")
 	configFile := fs.String("config", "", "rollout-guard config file, for the same defaults and policy settings as the cluster")
+	client := fs.String("client", string(check.ClientApply), "how the manifests reach the cluster: apply (kubectl apply, Helm 4, GitOps: what was written is kept) "+
+		"or create (kubectl create/replace, Helm 3, client-go: a value equal to the API default counts as unset)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if len(inputs) == 0 || fs.NArg() > 0 || (*output != "text" && *output != "json") {
-		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [-o text|json] [--config FILE]")
+	if len(inputs) == 0 || fs.NArg() > 0 || (*output != "text" && *output != "json") || (*client != string(check.ClientApply) && *client != string(check.ClientCreate)) {
+		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [-o text|json] [--config FILE] [--client apply|create]")
 		return exitUsage
 	}
 	opts := config.Default()
@@ -62,7 +68,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		custom = append(custom, rps...)
 	}
-	checker, err := check.New(ctx, opts, custom)
+	checker, err := check.New(ctx, opts, custom, check.Client(*client))
 	if err != nil {
 		fmt.Fprintln(stderr, "rollout-guard check:", err)
 		return exitUsage
@@ -165,5 +171,34 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if failed > 0 {
 		return exitViolations
 	}
+	return exitClean
+}
+
+// runSelfTest is `rollout-guard selftest [--namespace NS] [--kubeconfig FILE]`.
+func runSelfTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rollout-guard selftest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	namespace := fs.String("namespace", "default", "namespace to dry-run Deployments in: one the webhooks select")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig; empty means in-cluster or $KUBECONFIG")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard selftest:", err)
+		return exitUsage
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard selftest:", err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := webhook.SelfTest(ctx, c, *namespace); err != nil {
+		fmt.Fprintln(stderr, "rollout-guard selftest: FAIL:", err)
+		return exitViolations
+	}
+	fmt.Fprintf(stdout, "rollout-guard selftest: both webhooks answered in namespace %s\n", *namespace)
 	return exitClean
 }

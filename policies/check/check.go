@@ -15,6 +15,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -47,21 +48,38 @@ func (f Finding) Denied() bool {
 	return slices.ContainsFunc(f.Violations, func(v policies.Violation) bool { return v.Enforcement == policies.Deny })
 }
 
+// Client is the kind of client a manifest is judged as applied by. The API server fills in its defaults before
+// rollout-guard sees an object, so only a record of the author's intent tells "wrote 25%" from "wrote nothing".
+type Client string
+
+// Clients.
+const (
+	// ClientApply: kubectl apply (client- or server-side), Helm 4, Argo CD, Flux: they record what the author wrote.
+	ClientApply Client = "apply"
+	// ClientCreate: kubectl create and replace, Helm 3, client-go: no record, so a field equal to the API default
+	// counts as unset and gets rollout-guard's default.
+	ClientCreate Client = "create"
+)
+
 // Checker judges manifests with a fixed configuration and policy set.
 type Checker struct {
+	client    Client
 	opts      config.Options
 	eval      *policies.Evaluator
 	selectors map[string]labels.Selector // object selectors of RolloutPolicies
 	now       func() time.Time
 }
 
-// New compiles the built-in policies plus custom ones.
-func New(ctx context.Context, opts config.Options, custom []*v1alpha1.RolloutPolicy) (*Checker, error) {
+// New compiles the built-in policies plus custom ones, for manifests applied by client.
+func New(ctx context.Context, opts config.Options, custom []*v1alpha1.RolloutPolicy, client Client) (*Checker, error) {
+	if client != ClientApply && client != ClientCreate {
+		return nil, fmt.Errorf("client %q: want %s or %s", client, ClientApply, ClientCreate)
+	}
 	all, err := policies.BuiltIns(opts.Policies.BuiltIns)
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{opts: opts, selectors: map[string]labels.Selector{}, now: time.Now}
+	c := &Checker{client: client, opts: opts, selectors: map[string]labels.Selector{}, now: time.Now}
 	for _, rp := range custom {
 		p, err := rp.ToPolicy()
 		if err != nil {
@@ -122,16 +140,21 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 			ns = &o
 		}
 		defaults, notes := mutate.Resolve(c.opts.Mutation.Defaults, ns, nil, meta.annotations)
-		in := mutate.Input{Defaults: defaults, Intent: mutate.IntentFromManifest(manifest)}
-		var r mutate.Result
-		switch o := obj.(type) {
-		case *appsv1.Deployment:
-			r = mutate.Deployment(o, in)
-		case *appsv1.StatefulSet:
-			r = mutate.StatefulSet(o, in)
-		case *appsv1.DaemonSet:
-			r = mutate.DaemonSet(o, in)
+		in := mutate.Input{Defaults: defaults}
+		if c.client == ClientApply {
+			in.Intent = mutate.IntentFromManifest(manifest)
+			// Never claim parity that does not hold: name what a client without a record of intent would get.
+			unrecorded := mutate.Workload(obj.(runtime.Object).DeepCopyObject(), mutate.Input{Defaults: defaults})
+			recorded := mutate.Workload(obj.(runtime.Object).DeepCopyObject(), in)
+			for _, ch := range unrecorded.Changes {
+				if !slices.ContainsFunc(recorded.Changes, func(r mutate.Change) bool { return r.Path == ch.Path }) {
+					f.Warnings = append(f.Warnings, fmt.Sprintf("%s is kept as written for kubectl apply, Helm 4 and GitOps tools; "+
+						"a client that records no intent (kubectl create or replace, Helm 3, client-go) gets %s (check --client create)",
+						ch.Path, strings.TrimPrefix(ch.Message, "rollout-guard: ")))
+				}
+			}
 		}
+		r := mutate.Workload(obj, in)
 		for _, ch := range r.Changes {
 			f.Mutations = append(f.Mutations, strings.TrimPrefix(ch.Message, "rollout-guard: "))
 		}

@@ -32,6 +32,7 @@ var StandIns = []StandIn{
 	{Image: "app:crash", Env: []string{"CRASH_AFTER=start"}},
 	{Image: "app:errors", Env: []string{"ERROR_RATE=0.2"}},
 	{Image: "app:slow", Env: []string{"LATENCY=500ms"}},
+	{Image: "app:slow-start", Env: []string{"READY_AFTER=3m"}},
 }
 
 // pushTestImages builds the sandbox image and the stand-in image once, and pushes the stand-in under every name

@@ -16,6 +16,8 @@ var KnownImages = []string{
 	"nginx:1.7.9", "nginx:1.9.1", "nginx:1.14.2", "nginx:1.16.1", "nginx:latest", "nginx",
 	"httpd:2.2.31", "httpd:2.2.32", "httpd:2.4.16", "httpd:2.4.17", "httpd:2.4.18",
 	"tomcat:7", "tomcat:8", "busybox", "redis",
+	// apps that declare no port
+	"ghcr.io/example/worker:2.3.0", "grafana/k6:0.52.0", "ghcr.io/example/llm-server:1.4.1",
 }
 
 // Annotations that steer the simulation of a pod.

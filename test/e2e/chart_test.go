@@ -19,6 +19,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -115,6 +116,13 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	if out, err := helm(t, "template", "rg", chartDir(), "--set", "webhook.replicas=three"); err == nil || !strings.Contains(out, "/webhook/replicas") {
 		t.Errorf("a wrong value type was not refused by the schema:\n%s", out)
 	}
+	// What the binary would refuse at start, refused at install (the schema's sync with config.Options is a unit test).
+	for bad, named := range map[string]string{"config.rollback.circuitBreaker.maxStall=3": "maxStall", "config.rollback.imagePullGracePeriod=sixty": "sixty",
+		"metrics.serviceMonitor.enable=true": "enable", "config.policies.builtIns.image-pinnd.enforcement=deny": "image-pinnd"} {
+		if out, err := helm(t, "template", "rg", chartDir(), "--set", "certManager.enabled=false", "--set", bad); err == nil || !strings.Contains(out, named) {
+			t.Errorf("--set %s was not refused by the schema, naming %s:\n%s", bad, named, out)
+		}
+	}
 	if out, err := helm(t, "template", "rg", chartDir(), "--set", "webhook.mutatingTimeoutSeconds=5"); err == nil {
 		t.Errorf("a mutating timeout above 2 s was accepted:\n%s", out)
 	}
@@ -166,6 +174,9 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	if *m.FailurePolicy != admissionregistrationv1.Ignore || *m.TimeoutSeconds > 2 || *m.SideEffects != admissionregistrationv1.SideEffectClassNone || *m.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
 		t.Errorf("mutating webhook settings: %+v", m)
 	}
+	checkCustomNamespaceSelector(t)
+	checkAlertRules(t)
+
 	// Restricted pod security on every container.
 	for _, doc := range documents(t, withCM, "Deployment") {
 		s := string(doc)
@@ -175,6 +186,102 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A custom namespaceSelector narrows the webhooks' default one: kube-system and the release's namespace stay
+// excluded, or a webhook pod could wait on its own webhook.
+func checkCustomNamespaceSelector(t *testing.T) {
+	t.Helper()
+	rendered, err := helm(t, "template", "rg", chartDir(), "--namespace", "rg-sys", "--set", "certManager.enabled=false",
+		"--set-json", `webhook.namespaceSelector={"matchLabels":{"team":"a"},"matchExpressions":[{"key":"env","operator":"NotIn","values":["lab"]}]}`)
+	if err != nil {
+		t.Fatalf("helm template with a custom namespaceSelector: %v\n%s", err, rendered)
+	}
+	var selectors []*metav1.LabelSelector
+	var m admissionregistrationv1.MutatingWebhookConfiguration
+	var v admissionregistrationv1.ValidatingWebhookConfiguration
+	if yaml.Unmarshal(documents(t, rendered, "MutatingWebhookConfiguration")[0], &m) != nil || yaml.Unmarshal(documents(t, rendered, "ValidatingWebhookConfiguration")[0], &v) != nil {
+		t.Fatal("cannot read the rendered webhook configurations")
+	}
+	for _, w := range m.Webhooks {
+		selectors = append(selectors, w.NamespaceSelector)
+	}
+	for _, w := range v.Webhooks {
+		selectors = append(selectors, w.NamespaceSelector)
+	}
+	for _, ls := range selectors {
+		sel, err := metav1.LabelSelectorAsSelector(ls)
+		if err != nil {
+			t.Fatalf("rendered namespaceSelector %v: %v", ls, err)
+		}
+		for ns, want := range map[string]bool{"apps": true, "kube-system": false, "rg-sys": false, "kube-node-lease": false} {
+			if got := sel.Matches(labels.Set{"kubernetes.io/metadata.name": ns, "team": "a"}); got != want {
+				t.Errorf("namespaceSelector %s matches namespace %s of team a: %v, want %v", sel, ns, got, want)
+			}
+		}
+		if sel.Matches(labels.Set{"kubernetes.io/metadata.name": "apps", "team": "b"}) || sel.Matches(labels.Set{"kubernetes.io/metadata.name": "apps", "team": "a", "env": "lab"}) {
+			t.Errorf("namespaceSelector %s ignores the custom selector", sel)
+		}
+	}
+	if out, err := helm(t, "template", "rg", chartDir(), "--set", "certManager.enabled=false", "--set-json", `webhook.namespaceSelector={"matchLabel":{"team":"a"}}`); err == nil ||
+		!strings.Contains(out, "matchLabel") {
+		t.Errorf("a misspelt namespaceSelector field was not refused by the schema:\n%s", out)
+	}
+}
+
+// The alerts name the jobs the chart's Services make, so that a webhook or watcher that is down alerts, and a stall
+// the watcher only reports (dry run, GitOps) alerts as one it could not roll back does.
+func checkAlertRules(t *testing.T) {
+	t.Helper()
+	rendered, err := helm(t, "template", "rg", chartDir(), "--namespace", "rg-sys", "--set", "certManager.enabled=false", "--set", "metrics.prometheusRule.enabled=true")
+	if err != nil {
+		t.Fatalf("helm template with the PrometheusRule: %v\n%s", err, rendered)
+	}
+	var rule struct {
+		Spec struct {
+			Groups []struct {
+				Rules []struct {
+					Alert string `json:"alert"`
+					Expr  string `json:"expr"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(documents(t, rendered, "PrometheusRule")[0], &rule); err != nil {
+		t.Fatal(err)
+	}
+	services := map[string]bool{}
+	for _, doc := range documents(t, rendered, "Service") {
+		var svc struct {
+			Metadata metav1.ObjectMeta `json:"metadata"`
+		}
+		if yaml.Unmarshal(doc, &svc) == nil {
+			services[svc.Metadata.Name] = true
+		}
+	}
+	exprs := map[string]string{}
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			exprs[r.Alert] = r.Expr
+		}
+	}
+	for _, alert := range []string{"RolloutGuardWebhookDown", "RolloutGuardWatcherDown"} {
+		expr := exprs[alert]
+		job := between(expr, `job="`, `"`)
+		if !strings.HasPrefix(expr, "absent(up{") || !services[job] || !strings.Contains(expr, `namespace="rg-sys"`) {
+			t.Errorf("%s: expr %q does not watch the up series of one of the chart's Services %v", alert, expr, services)
+		}
+	}
+	if !strings.Contains(exprs["RolloutGuardStallWithoutRollback"], "dryrun") {
+		t.Errorf("RolloutGuardStallWithoutRollback ignores dry runs: %s", exprs["RolloutGuardStallWithoutRollback"])
+	}
+}
+
+// between is the text of s after the first start, up to the next end.
+func between(s, start, end string) string {
+	_, after, _ := strings.Cut(s, start)
+	in, _, _ := strings.Cut(after, end)
+	return in
 }
 
 // helm install in both modes on the local cluster (cert-manager with Helm 3, self-managed with Helm 4), RBAC checked

@@ -193,6 +193,8 @@ func TestHostileNoSecondUndoAfterACrashAndAReplace(t *testing.T) {
 	d := deployment(t, ns, "nginx-deployment")
 	d.Spec.Template.Spec.Containers[0].Image = "nginx:1.161"
 	delete(d.Annotations, "rollout-guard.io/last-action")
+	// deliberately: known-bad-revision (deny in this suite) refuses a rolled-back revision otherwise
+	d.Annotations["rollout-guard.io/retry-rolled-back"] = "replaying a crash"
 	d.ResourceVersion, d.ManagedFields = "", nil
 	d.APIVersion, d.Kind = "apps/v1", "Deployment"
 	replaced, err := json.Marshal(d)

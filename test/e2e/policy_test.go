@@ -51,6 +51,35 @@ func TestPolicyWarnsOnLatestTag(t *testing.T) {
 	waitAvailable(t, ns, "nginx-deployment", 60*time.Second)
 }
 
+// Ordinary apps that declare no port (a queue worker, a load generator, an inference server on a socket) cannot be
+// given a probe: they install as written, with a warning naming the probe to add, and run.
+func TestPortlessAppsInstallWithWarnings(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	apps := map[string]string{
+		"queue-worker":     "ghcr.io/example/worker:2.3.0",
+		"load-generator":   "grafana/k6:0.52.0",
+		"inference-server": "ghcr.io/example/llm-server:1.4.1",
+	}
+	for name, image := range apps {
+		manifest := strings.NewReplacer("nginx-deployment", name, "app: nginx", "app: "+name, "nginx:1.7.9", image, "        ports:\n        - containerPort: 80\n", "").
+			Replace(seed(t, "nginx-deployment.yaml"))
+		if strings.Contains(manifest, "containerPort") {
+			t.Fatalf("the manifest still declares a port:\n%s", manifest)
+		}
+		r := mustKubectl(t, manifest, "-n", ns, "apply", "-f", "-")
+		for _, want := range []string{
+			"Warning: rollout-guard: [probes-required] spec.template.spec.containers[0].readinessProbe",
+			"declares no port", "exec readinessProbe",
+		} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%s: the warnings do not contain %q:\n%s", name, want, r.stderr)
+			}
+		}
+		waitAvailable(t, ns, name, 60*time.Second)
+	}
+}
+
 const teamLabelPolicy = `apiVersion: rollout-guard.io/v1alpha1
 kind: RolloutPolicy
 metadata:

@@ -138,7 +138,22 @@ func TestRollbackSeedsStory(t *testing.T) {
 		t.Errorf("%d RolledBack events, want exactly 1", n)
 	}
 
-	// The same bad image again: not rolled back twice, and an Event says why.
+	// The same bad image again, as a GitOps sync or a script would apply it: the suite's config denies a revision
+	// rolled back within the window (known-bad-revision), saying when, why and how to retry, and the good revision
+	// keeps running.
+	again := kubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.161")
+	for _, want := range []string{"[known-bad-revision]", "revision 3 (nginx:1.161), which rollout-guard rolled back at", "ImagePullBackOff",
+		"rollout-guard.io/retry-rolled-back"} {
+		if again.err == nil || !strings.Contains(again.stderr, want) {
+			t.Errorf("re-applying the rolled-back revision: err %v, %q not in:\n%s", again.err, want, again.stderr)
+		}
+	}
+	if d := waitAvailable(t, ns, "nginx-deployment", 30*time.Second); image(d) != "nginx:1.9.1" {
+		t.Errorf("image after the denied re-apply = %s, want the good nginx:1.9.1", image(d))
+	}
+
+	// Retried deliberately: admitted, not rolled back twice, and an Event says why.
+	mustKubectl(t, "", "-n", ns, "annotate", "deployment/nginx-deployment", "rollout-guard.io/retry-rolled-back=checking the registry again")
 	mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.161")
 	skip := waitEvent(t, ns, "nginx-deployment", "RolloutGuardRollbackSkipped", 60*time.Second)
 	if !strings.Contains(skip.Note, "already rolled back once") {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 )
 
@@ -251,4 +252,52 @@ func RSAKeyPair() (privatePEM, publicPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: pemRSAKey, Bytes: x509.MarshalPKCS1PrivateKey(key)}),
 		pem.EncodeToMemory(&pem.Block{Type: pemPubKey, Bytes: pub}), nil
+}
+
+// Outlives reports whether the pair's certificate is readable and still valid at t.
+func Outlives(k KeyPair, t time.Time) bool {
+	cert, err := k.Certificate()
+	return err == nil && cert.NotAfter.After(t)
+}
+
+// maxTrusted bounds a merged CA bundle: the current CA, the one before it while servers still present certificates
+// it signed, and one more for a renewal that raced another.
+const maxTrusted = 3
+
+// MergeCABundle is the CA bundle to publish when ca is current and published is what clients trust now: ca plus
+// every certificate of published not expired at now, newest expiry first, at most three. Clients keep trusting
+// servers that still present a certificate signed by an earlier CA while they load the new one, so a CA renewal
+// costs no request. The order depends only on the certificates, so replicas that merge the same set agree.
+func MergeCABundle(ca, published []byte, now time.Time) []byte {
+	var certsIn []*x509.Certificate
+	seen := map[string]bool{}
+	for _, data := range [][]byte{ca, published} {
+		for rest := data; ; {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if block.Type != pemCert || err != nil || !cert.NotAfter.After(now) || seen[string(cert.Raw)] {
+				continue
+			}
+			seen[string(cert.Raw)] = true
+			certsIn = append(certsIn, cert)
+		}
+	}
+	sort.SliceStable(certsIn, func(i, j int) bool {
+		if !certsIn[i].NotAfter.Equal(certsIn[j].NotAfter) {
+			return certsIn[i].NotAfter.After(certsIn[j].NotAfter)
+		}
+		return string(certsIn[i].Raw) < string(certsIn[j].Raw)
+	})
+	var out []byte
+	for i, c := range certsIn {
+		if i == maxTrusted {
+			break
+		}
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: pemCert, Bytes: c.Raw})...)
+	}
+	return out
 }

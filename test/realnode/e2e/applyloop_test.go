@@ -31,24 +31,35 @@ func TestApplyLoopSurvivesWebhookPodLoss(t *testing.T) {
 			}()
 			t.Logf("deleting webhook pod %s at apply %d", victim, i)
 		}
-		// replicas 0: the loop is about admission, not about starting 200 pods
-		manifest := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: loop-%03d}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: loop-%03d}}
-  template:
-    metadata: {labels: {app: loop-%03d}}
-    spec:
-      containers: [{name: web, image: "nginx:1.7.9", ports: [{containerPort: 80}]}]
-`, i, i, i)
-		if _, err := applyErr(t, ns, manifest); err != nil {
+		if _, err := applyErr(t, ns, loopDeployment("loop", i)); err != nil {
 			failed = append(failed, fmt.Sprintf("apply %d: %v", i, err))
 		}
 	}
 	deleted.Wait()
 	t.Logf("%d applies in %s", applies, time.Since(start).Round(time.Millisecond))
+	checkLoop(t, ns, failed, applies)
+}
+
+// loopDeployment is the i-th Deployment of an apply loop. Replicas 0: a loop is about admission, not about starting
+// hundreds of pods.
+func loopDeployment(prefix string, i int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s-%03[2]d}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: %[1]s-%03[2]d}}
+  template:
+    metadata: {labels: {app: %[1]s-%03[2]d}}
+    spec:
+      containers: [{name: web, image: "nginx:1.7.9", ports: [{containerPort: 80}]}]
+`, prefix, i)
+}
+
+// checkLoop fails the test when an apply of a loop failed, and reports every Deployment of ns stored without the
+// mutating webhook: the webhooks fail open, so a request lost would not fail its apply, only skip the defaults.
+func checkLoop(t *testing.T, ns string, failed []string, applies int) {
+	t.Helper()
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d applies failed:\n%s", len(failed), applies, strings.Join(failed, "\n"))
 	}

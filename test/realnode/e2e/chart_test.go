@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,22 @@ func TestWatcherLeaderTakeover(t *testing.T) {
 		t.Logf("lease %s: %s -> %s", name, holder, now)
 		return nil
 	})
+}
+
+// helm test runs the chart's test pod: rollout-guard selftest dry-runs Deployments through the API server and checks
+// that both webhooks answer, which is what failurePolicy Ignore would otherwise hide. The pod exits 0 only if both
+// did (webhook.TestSelfTest covers the verdicts); a passed test leaves nothing behind, a failed one keeps its pod for
+// its logs.
+func TestHelmTestChecksBothWebhooks(t *testing.T) {
+	out, err := suite.cluster.Helm(context.Background(), filepath.Join(suite.cluster.Dir, "helm"), "test", releaseName,
+		"--namespace", "rollout-guard", "--timeout", "2m")
+	if err != nil {
+		t.Fatalf("helm test: %v", err)
+	}
+	if got := len(regexp.MustCompile(`Phase:\s+Succeeded`).FindAllString(out, -1)); got != 4 {
+		t.Errorf("helm test: %d of 4 test resources (the pod, its ServiceAccount, Role and RoleBinding) succeeded:\n%s", got, out)
+	}
+	if left := kubectl(t, "get", "pods,serviceaccounts", "-n", "rollout-guard", "-l", "app.kubernetes.io/component=test", "-o", "name"); left != "" {
+		t.Errorf("a passed helm test left %s", left)
+	}
 }

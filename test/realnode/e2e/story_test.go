@@ -134,15 +134,20 @@ spec:
 func waitKnownGood(t *testing.T, ns, app, revision string) {
 	t.Helper()
 	eventually(t, 60*time.Second, "the watcher marks revision "+revision+" known-good", func() error {
-		marks := kubectl(t, "-n", ns, "get", "replicasets", "-l", "app="+app, "-o",
-			`jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision}={.metadata.annotations.rollout-guard\.io/known-good}{" "}{end}`)
-		for _, m := range strings.Fields(marks) {
-			if rev, mark, _ := strings.Cut(m, "="); rev == revision && mark != "" {
-				return nil
-			}
-		}
-		return errorf("ReplicaSets (revision=known-good): %q", marks)
+		return knownGood(t, ns, app, revision)
 	})
+}
+
+// knownGood says whether the ReplicaSet of revision carries the watcher's known-good mark.
+func knownGood(t *testing.T, ns, app, revision string) error {
+	marks := kubectl(t, "-n", ns, "get", "replicasets", "-l", "app="+app, "-o",
+		`jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision}={.metadata.annotations.rollout-guard\.io/known-good}{" "}{end}`)
+	for _, m := range strings.Fields(marks) {
+		if rev, mark, _ := strings.Cut(m, "="); rev == revision && mark != "" {
+			return nil
+		}
+	}
+	return errorf("ReplicaSets (revision=known-good): %q", marks)
 }
 
 // podStates describes the pods running image: waiting reason, or phase/Ready.
