@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -441,6 +442,24 @@ func (e *Evaluator) failure(name string, err error) Violation {
 	}
 	v.Message = Truncate(v.Message, maxFieldBytes)
 	return v
+}
+
+// KeepSkipping carries prev's skips over to e, for every policy e runs unchanged (same module, same settings): a set
+// rebuilt because another policy changed must not give a looping one a fresh start, and every request its deadline.
+func (e *Evaluator) KeepSkipping(prev *Evaluator) {
+	if prev == nil || !prev.anySlow.Load() {
+		return
+	}
+	prev.slow.Range(func(k, v any) bool {
+		name := k.(string)
+		now, ok := e.policies[name]
+		before := prev.policies[name]
+		if ok && now.Module == before.Module && reflect.DeepEqual(now.Settings, before.Settings) {
+			e.slow.Store(name, v)
+			e.anySlow.Store(true)
+		}
+		return true
+	})
 }
 
 func (e *Evaluator) anySkipped(q *query) bool {

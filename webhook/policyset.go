@@ -75,6 +75,9 @@ func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolic
 	if err != nil {
 		return err
 	}
+	if prev := s.current.Load(); prev != nil {
+		eval.KeepSkipping(prev.eval)
+	}
 	s.current.Store(&compiledSet{eval: eval, selectors: sels})
 	s.custom = custom
 	return nil

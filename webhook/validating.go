@@ -316,6 +316,10 @@ func (v *Validator) validatePolicy(ctx context.Context, req admission.Request) a
 	if err := v.set.CheckWith(ctx, &rp); err != nil {
 		return admission.Denied(fmt.Sprintf("rollout-guard: RolloutPolicy %s compiles alone but not with the policies in force, so it would not be enforced: %v", rp.Name, err))
 	}
+	if rp.Spec.Parameters != nil && len(rp.Spec.Parameters.Raw) > 0 && rp.Spec.ParameterSchema == nil {
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("rollout-guard: RolloutPolicy %s has spec.parameters but no spec.parameterSchema, "+
+			"so a misspelt parameter would go unnoticed: declare them (an OpenAPI v3 schema)", rp.Name))
+	}
 	return admission.Allowed("")
 }
 

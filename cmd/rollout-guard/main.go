@@ -116,7 +116,7 @@ const usage = `rollout-guard makes Kubernetes workload updates safe by default.
 Usage:
   rollout-guard webhook [flags]   serve the mutating and validating admission webhooks
   rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls
-  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [-o text|json] [--client apply|create]
+  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json] [--client apply|create]
                                   run the policies on manifests offline, after the API server's
                                   defaults and rollout-guard's mutation, as applied by kubectl apply
                                   (or by a client that records no intent) (exit 0 clean, 1 denied, 2 error)

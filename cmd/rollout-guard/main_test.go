@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -30,6 +32,23 @@ spec:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	writeException := func(name, workload string) string {
+		path := filepath.Join(t.TempDir(), name+".yaml")
+		manifest := fmt.Sprintf(`apiVersion: rollout-guard.io/v1alpha1
+kind: RolloutPolicyException
+metadata: {name: %s, namespace: team}
+spec:
+  policies: [surge-unavailable]
+  workloads: {names: [%s]}
+  reason: the batch job takes half its pods down on purpose
+  expires: %s
+`, name, workload, time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339))
+		if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	exception, otherException := writeException("surge", "surge-app"), writeException("other", "another-app")
 	// maxUnavailable written as the API's default: only kubectl apply's record tells the cluster so.
 	explicit25 := strings.Replace(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "  replicas: 3\n",
 		"  replicas: 3\n  strategy:\n    rollingUpdate: {maxUnavailable: 25%}\n", 1)
@@ -80,6 +99,10 @@ spec:
 		{name: "--client create models a client that records no intent", args: []string{"check", "--client", "create", "-f", "-"}, code: 0,
 			stdin: explicit25, stdout: []string{"mutation: set spec.strategy.rollingUpdate.maxUnavailable to 0"}},
 		{name: "an unknown client is a usage error", args: []string{"check", "--client", "helm", "-f", "-"}, code: 2, stdin: explicit25, stderr: "--client apply|create"},
+		{name: "a RolloutPolicyException read with --exception waives, with a warning", args: []string{"check", "-f", filepath.Join(seeds, "surge-app.yaml"), "--exception", exception}, code: 0,
+			stdout: []string{"Deployment/surge-app: admitted", "RolloutPolicyException team/surge waives surge-unavailable"}},
+		{name: "an exception for another workload waives nothing", args: []string{"check", "-f", filepath.Join(seeds, "nginx-deployment.yaml"), "-f", filepath.Join(seeds, "surge-app.yaml"), "--exception", otherException}, code: 1,
+			stdout: []string{"Deployment/surge-app: DENIED"}},
 		{name: "unknown field is an input error", args: []string{"check", "-f", "-"}, code: 2,
 			stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3}\n", stderr: `unknown field "replicaz"`},
 		{name: "malformed YAML is an input error", args: []string{"check", "-f", "-"}, code: 2,

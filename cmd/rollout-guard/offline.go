@@ -14,7 +14,6 @@ import (
 	"github.com/rollout-guard/rollout-guard/config"
 	"github.com/rollout-guard/rollout-guard/policies"
 	"github.com/rollout-guard/rollout-guard/policies/check"
-	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 	"github.com/rollout-guard/rollout-guard/webhook"
 )
 
@@ -34,9 +33,10 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rollout-guard check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var inputs, policyPaths stringList
+	var inputs, policyPaths, exceptionPaths stringList
 	fs.Var(&inputs, "f", "manifest file, directory or - for standard input (repeatable)")
 	fs.Var(&policyPaths, "policy", "RolloutPolicy manifest file or directory (repeatable)")
+	fs.Var(&exceptionPaths, "exception", "RolloutPolicyException manifest file or directory (repeatable)")
 	output := fs.String("o", "text", "output format: text or json")
 	configFile := fs.String("config", "", "rollout-guard config file, for the same defaults and policy settings as the cluster")
 	client := fs.String("client", string(check.ClientApply), "how the manifests reach the cluster: apply (kubectl apply, Helm 4, GitOps: what was written is kept) "+
@@ -45,7 +45,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return exitUsage
 	}
 	if len(inputs) == 0 || fs.NArg() > 0 || (*output != "text" && *output != "json") || (*client != string(check.ClientApply) && *client != string(check.ClientCreate)) {
-		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [-o text|json] [--config FILE] [--client apply|create]")
+		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json] [--config FILE] [--client apply|create]")
 		return exitUsage
 	}
 	opts := config.Default()
@@ -59,16 +59,16 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stderr, "rollout-guard check: invalid options:", err)
 		return exitUsage
 	}
-	var custom []*v1alpha1.RolloutPolicy
-	for _, p := range policyPaths {
-		rps, err := check.ReadPolicies(p)
-		if err != nil {
-			fmt.Fprintln(stderr, "rollout-guard check:", err)
-			return exitUsage
-		}
-		custom = append(custom, rps...)
+	setup := check.Setup{Client: check.Client(*client)}
+	var err error
+	if setup.Policies, err = readAll(policyPaths, check.ReadPolicies); err == nil {
+		setup.Exceptions, err = readAll(exceptionPaths, check.ReadExceptions)
 	}
-	checker, err := check.New(ctx, opts, custom, check.Client(*client))
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard check:", err)
+		return exitUsage
+	}
+	checker, err := check.New(ctx, opts, setup)
 	if err != nil {
 		fmt.Fprintln(stderr, "rollout-guard check:", err)
 		return exitUsage
@@ -172,6 +172,19 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitViolations
 	}
 	return exitClean
+}
+
+// readAll reads the objects of every path.
+func readAll[T any](paths []string, read func(string) ([]T, error)) ([]T, error) {
+	var out []T
+	for _, p := range paths {
+		objs, err := read(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
 }
 
 // runSelfTest is `rollout-guard selftest [--namespace NS] [--kubeconfig FILE]`.

@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -61,26 +62,45 @@ const (
 	ClientCreate Client = "create"
 )
 
-// Checker judges manifests with a fixed configuration and policy set.
-type Checker struct {
-	client    Client
-	opts      config.Options
-	eval      *policies.Evaluator
-	selectors map[string]labels.Selector // object selectors of RolloutPolicies
-	now       func() time.Time
+// Setup is what a Checker judges with besides the configuration.
+type Setup struct {
+	// Policies are RolloutPolicies in force besides the built-ins.
+	Policies []*v1alpha1.RolloutPolicy
+	// Exceptions are RolloutPolicyExceptions in force. One applies to a manifest of its namespace; a manifest or an
+	// exception without a namespace is taken to be in the namespace the other will be applied to.
+	Exceptions []*v1alpha1.RolloutPolicyException
+	// Client is how the manifests reach the cluster.
+	Client Client
 }
 
-// New compiles the built-in policies plus custom ones, for manifests applied by client.
-func New(ctx context.Context, opts config.Options, custom []*v1alpha1.RolloutPolicy, client Client) (*Checker, error) {
-	if client != ClientApply && client != ClientCreate {
-		return nil, fmt.Errorf("client %q: want %s or %s", client, ClientApply, ClientCreate)
+// Checker judges manifests with a fixed configuration and policy set.
+type Checker struct {
+	client     Client
+	exceptions []policies.Exception
+	opts       config.Options
+	eval       *policies.Evaluator
+	selectors  map[string]labels.Selector // object selectors of RolloutPolicies
+	now        func() time.Time
+}
+
+// New compiles the built-in policies plus the setup's, for manifests applied by its client.
+func New(ctx context.Context, opts config.Options, setup Setup) (*Checker, error) {
+	if setup.Client != ClientApply && setup.Client != ClientCreate {
+		return nil, fmt.Errorf("client %q: want %s or %s", setup.Client, ClientApply, ClientCreate)
 	}
 	all, err := policies.BuiltIns(opts.Policies.BuiltIns)
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{client: client, opts: opts, selectors: map[string]labels.Selector{}, now: time.Now}
-	for _, rp := range custom {
+	c := &Checker{client: setup.Client, opts: opts, selectors: map[string]labels.Selector{}, now: time.Now}
+	for _, e := range setup.Exceptions {
+		pe, err := e.ToException()
+		if err != nil {
+			return nil, err
+		}
+		c.exceptions = append(c.exceptions, pe)
+	}
+	for _, rp := range setup.Policies {
 		p, err := rp.ToPolicy()
 		if err != nil {
 			return nil, err
@@ -177,6 +197,15 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 		sel, custom := c.selectors[v.Policy]
 		return custom && !sel.Matches(labels.Set(meta.labels))
 	})
+	var inForce []policies.Exception
+	for _, e := range c.exceptions {
+		if e.Namespace == "" || meta.namespace == "" || e.Namespace == meta.namespace {
+			inForce = append(inForce, e)
+		}
+	}
+	workload := policies.Workload{Kind: head.Kind, Name: meta.name, Labels: meta.labels}
+	violations, warnings, _ := policies.ApplyExceptions(violations, inForce, workload, c.now(), c.opts.Policies.MaxExceptionDuration.Duration)
+	f.Warnings = append(f.Warnings, warnings...)
 	kept, warnings, _ := policies.ApplyExemptions(violations, meta.annotations, c.now(), c.opts.Policies.AnnotationExemptions)
 	f.Warnings = append(f.Warnings, warnings...)
 	for _, v := range kept {
@@ -279,20 +308,33 @@ func stripComments(b []byte) []byte {
 
 // ReadPolicies reads RolloutPolicy manifests from a file or directory.
 func ReadPolicies(path string) ([]*v1alpha1.RolloutPolicy, error) {
+	return readKind[v1alpha1.RolloutPolicy](path, "RolloutPolicy")
+}
+
+// ReadExceptions reads RolloutPolicyException manifests from a file or directory.
+func ReadExceptions(path string) ([]*v1alpha1.RolloutPolicyException, error) {
+	return readKind[v1alpha1.RolloutPolicyException](path, "RolloutPolicyException")
+}
+
+// readKind reads every document of path, strictly, as an object of kind.
+func readKind[T any, P interface {
+	*T
+	GetObjectKind() schema.ObjectKind
+}](path, kind string) ([]P, error) {
 	docs, err := Read(path, nil)
 	if err != nil {
 		return nil, err
 	}
-	var out []*v1alpha1.RolloutPolicy
+	var out []P
 	for _, d := range docs {
-		var rp v1alpha1.RolloutPolicy
-		if err := yaml.UnmarshalStrict(d.Data, &rp); err != nil {
+		obj := P(new(T))
+		if err := yaml.UnmarshalStrict(d.Data, obj); err != nil {
 			return nil, fmt.Errorf("%s: %w", where(d), err)
 		}
-		if rp.Kind != "RolloutPolicy" {
-			return nil, fmt.Errorf("%s: kind %q, want RolloutPolicy", where(d), rp.Kind)
+		if got := obj.GetObjectKind().GroupVersionKind().Kind; got != kind {
+			return nil, fmt.Errorf("%s: kind %q, want %s", where(d), got, kind)
 		}
-		out = append(out, &rp)
+		out = append(out, obj)
 	}
 	return out, nil
 }

@@ -18,6 +18,9 @@ func (rp *RolloutPolicy) ToPolicy() (policies.Policy, error) {
 			return policies.Policy{}, fmt.Errorf("RolloutPolicy %s: spec.parameters must be an object: %w", rp.Name, err)
 		}
 	}
+	if err := rp.validateParameters(params); err != nil {
+		return policies.Policy{}, err
+	}
 	enforcement := policies.Enforcement(rp.Spec.Enforcement)
 	if enforcement == "" {
 		enforcement = policies.Deny

@@ -49,6 +49,16 @@ type RolloutPolicySpec struct {
 	// Match limits which workloads the policy judges.
 	// +optional
 	Match Match `json:"match,omitempty"`
+	// ParameterSchema declares the policy's parameters, as an OpenAPI v3 schema (what a CRD's
+	// openAPIV3Schema holds; a ConstraintTemplate's parameters are declared the same way). spec.parameters must
+	// validate against it when the policy is applied, and a key an object schema does not declare is refused unless
+	// it sets additionalProperties or x-kubernetes-preserve-unknown-fields: a misspelt parameter is an error, not a
+	// rule silently turned off.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +optional
+	ParameterSchema *runtime.RawExtension `json:"parameterSchema,omitempty"`
 	// Parameters are passed to the policy as input.parameters.
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Schemaless

@@ -260,6 +260,11 @@ func (in *RolloutPolicyList) DeepCopyObject() runtime.Object {
 func (in *RolloutPolicySpec) DeepCopyInto(out *RolloutPolicySpec) {
 	*out = *in
 	in.Match.DeepCopyInto(&out.Match)
+	if in.ParameterSchema != nil {
+		in, out := &in.ParameterSchema, &out.ParameterSchema
+		*out = new(runtime.RawExtension)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Parameters != nil {
 		in, out := &in.Parameters, &out.Parameters
 		*out = new(runtime.RawExtension)

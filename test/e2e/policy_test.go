@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -190,4 +191,49 @@ func TestPolicyRatchetsLegacyViolations(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.stderr, "[surge-unavailable]") {
 		t.Errorf("a new rollout of a legacy violator was admitted as already broken: %v\n%s", r.err, r.stderr)
 	}
+}
+
+// A RolloutPolicy declares its parameters (an OpenAPI v3 schema): a misspelt one is refused at kubectl apply, naming
+// the declared ones, instead of silently turning the rule off; parameters without a schema get a warning.
+func TestPolicyParameterSchema(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	name := "required-label-" + ns[len(ns)-6:]
+	t.Cleanup(func() { kubectl(t, "", "delete", "rolloutpolicy", name, "--ignore-not-found") })
+	mustKubectl(t, "", "label", "namespace", ns, "policy-test="+name)
+	policy := func(parameters, schema string) string {
+		return fmt.Sprintf(`apiVersion: rollout-guard.io/v1alpha1
+kind: RolloutPolicy
+metadata:
+  name: %[1]s
+spec:
+  match:
+    namespaceSelector: {matchLabels: {policy-test: %[1]s}}
+  %[3]s
+  parameters: %[2]s
+  rego: |
+    package rollout_guard.%[4]s
+
+    deny contains v if {
+      not input.object.metadata.labels[input.parameters.label]
+      v := {"field": "metadata.labels", "msg": sprintf("every Deployment needs a %%s label", [input.parameters.label])}
+    }
+`, name, parameters, schema, strings.ReplaceAll(name, "-", "_"))
+	}
+	const schema = `parameterSchema: {type: object, required: [label], properties: {label: {type: string, minLength: 1}}}`
+	r := kubectl(t, policy(`{lable: team}`, schema), "apply", "-f", "-")
+	for _, want := range []string{`spec.parameters.lable: Unsupported value: "lable": supported values: "label"`, "label in body is required"} {
+		if r.err == nil || !strings.Contains(r.stderr, want) {
+			t.Errorf("a misspelt parameter: err %v, %q not in:\n%s", r.err, want, r.stderr)
+		}
+	}
+	r = kubectl(t, policy(`{label: team}`, ""), "apply", "-f", "-")
+	if r.err != nil || !strings.Contains(r.stderr, "has spec.parameters but no spec.parameterSchema") {
+		t.Errorf("parameters without a schema: err %v, no warning:\n%s", r.err, r.stderr)
+	}
+	mustKubectl(t, policy(`{label: team}`, schema), "apply", "-f", "-")
+	eventually(t, 10*time.Second, "the declared parameter is enforced", func(context.Context) (bool, error) {
+		r := kubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "create", "--dry-run=server", "-o", "name", "-f", "-")
+		return r.err != nil && strings.Contains(r.stderr, "every Deployment needs a team label"), nil
+	})
 }
