@@ -32,7 +32,7 @@ run -n "$ns" rollout status deployment/nginx-deployment --timeout=120s
 run -n "$ns" rollout history deployment/nginx-deployment
 run -n "$ns" get rs -l app=nginx -o custom-columns=NAME:.metadata.name,REVISION:.metadata.annotations.deployment\\.kubernetes\\.io/revision,IMAGE:.spec.template.spec.containers[0].image,READY:.status.readyReplicas
 
-say "10. The same bad image again is not rolled back twice; an Event says why:"
+say "10. The same bad image again: admitted with a known-bad-revision warning (deny is configurable), and not rolled back twice; an Event says why:"
 run -n "$ns" set image deployment/nginx-deployment nginx=nginx:1.161
 for _ in $(seq 1 60); do
   k -n "$ns" get events --field-selector reason=RolloutGuardRollbackSkipped -o name 2>/dev/null | grep -q . && break
