@@ -139,10 +139,10 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 	}
 	// An undo (the watcher's or kubectl rollout undo) puts back a template the cluster admitted before; judging it
 	// again would let one careless policy, denying or failing, stop every rollback. Only known-bad-revision still
-	// speaks: it judges the revision itself, one the watcher rolled back.
+	// speaks, when it could judge: it judges the revision itself, one the watcher rolled back.
 	if restored != nil && onlyTemplateChanged(object, old) {
 		err = nil
-		violations = slices.DeleteFunc(violations, func(vi policies.Violation) bool { return vi.Policy != policies.KnownBadRevision })
+		violations = slices.DeleteFunc(violations, func(vi policies.Violation) bool { return vi.Policy != policies.KnownBadRevision || vi.Failed })
 		if len(violations) == 0 {
 			log.V(1).Info("Restored revision admitted without policy verdicts")
 			return admission.Allowed("restores an earlier revision of this " + req.Kind.Kind)
