@@ -27,7 +27,7 @@ func APIDefaults(obj any) {
 			setDefault(&s.Strategy.RollingUpdate.MaxUnavailable, intstr.FromString("25%"))
 		}
 		setDefault(&s.RevisionHistoryLimit, 10)
-		setDefault(&s.ProgressDeadlineSeconds, 600)
+		setDefault(&s.ProgressDeadlineSeconds, apiProgressDeadline)
 		probeDefaults(&s.Template.Spec)
 	case *appsv1.StatefulSet:
 		s := &o.Spec

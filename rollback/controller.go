@@ -205,7 +205,7 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 		d = &live
 		patch, err := UndoPatch(d, &target, LastAction{
 			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionOf(dec.Subject), ToRevision: revisionOf(dec.Target),
-			FromHash: hashOf(dec.Subject), Message: dec.Detail, Time: stamp,
+			FromHash: hashOf(dec.Subject), Message: dec.Detail, Stall: dec.Stall, Time: stamp,
 		})
 		if err != nil {
 			return err

@@ -138,7 +138,10 @@ type LastAction struct {
 	FromHash     string `json:"fromHash,omitempty"`
 	Key          string `json:"key,omitempty"`
 	Message      string `json:"message,omitempty"`
-	Time         string `json:"time"`
+	// Stall is what was wrong with the revision rolled back from, alone: the webhook quotes it when that revision
+	// is applied again (known-bad-revision).
+	Stall string `json:"stall,omitempty"`
+	Time  string `json:"time"`
 }
 
 // Decide is the watcher's pure decision for one Deployment.
@@ -270,16 +273,17 @@ func detectStall(s Snapshot, rs *appsv1.ReplicaSet, set Settings) stall {
 	var requeue time.Duration
 	for _, c := range d.Status.Conditions {
 		switch {
-		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" &&
-			startingUntil(s.Pods, hashOf(rs), d.Spec.MinReadySeconds).After(s.Now):
-			// Kubernetes' deadline knows nothing of startup probes: a pod still inside its startup allowance has not
-			// failed yet, whatever the deadline says.
-			requeue = startingUntil(s.Pods, hashOf(rs), d.Spec.MinReadySeconds).Sub(s.Now)
 		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
 			found = append(found, stall{cause: CauseReplicaFailure, detail: "the ReplicaSet cannot create pods: " + c.Message, signal: c.LastTransitionTime.Time})
 		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ReplicaSetCreateError":
 			found = append(found, stall{cause: CauseReplicaSetCreation, detail: "the ReplicaSet cannot be created: " + c.Message, signal: c.LastUpdateTime.Time})
 		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded":
+			// Kubernetes' deadline knows nothing of startup probes: a pod still inside its startup allowance has not
+			// failed yet, whatever the deadline says.
+			if until := startingUntil(s.Pods, hashOf(rs), d.Spec.MinReadySeconds); until.After(s.Now) {
+				requeue = until.Sub(s.Now)
+				continue
+			}
 			found = append(found, stall{cause: CauseProgressDeadline, detail: fmt.Sprintf("the rollout exceeded its progress deadline (%ds)", deref(d.Spec.ProgressDeadlineSeconds)), signal: c.LastUpdateTime.Time})
 		}
 	}

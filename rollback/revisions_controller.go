@@ -161,7 +161,7 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 	case ActionRollback:
 		patch, err := RevisionUndoPatch(w, dec.Target, LastAction{
 			Action: ActionRollback, Cause: dec.Cause, FromRevision: revisionString(dec.Subject), ToRevision: revisionString(dec.Target),
-			FromHash: dec.Subject.Name, Message: dec.Detail, Time: stamp,
+			FromHash: dec.Subject.Name, Message: dec.Detail, Stall: dec.Stall, Time: stamp,
 		})
 		if err != nil {
 			return err

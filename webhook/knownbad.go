@@ -2,9 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rollout-guard/rollout-guard/policies"
@@ -29,14 +27,14 @@ func rolledBackInput(r *earlierRevision, old map[string]any, now time.Time) map[
 	if at == "" && !intentPassed(r.Annotations[annotationRollbackIntent], old) {
 		return nil
 	}
-	var la struct{ Action, FromRevision, FromHash, Message, Time string }
+	// the fields of rollback.LastAction this reads
+	var la struct{ Action, FromRevision, FromHash, Message, Stall, Time string }
 	_ = json.Unmarshal([]byte(stringMap(old, "metadata", "annotations")[annotationLastAction]), &la)
 	reason := ""
 	if la.Action == "Rollback" && (la.FromHash == r.Hash || la.FromRevision == r.Revision) {
-		// "rolled back from revision 3 (img) to revision 2 (img): <the stall>": the stall is the reason
-		reason = la.Message
-		if _, stall, ok := strings.Cut(la.Message, "): "); ok && strings.HasPrefix(la.Message, "rolled back from") {
-			reason = stall
+		reason = la.Stall
+		if reason == "" { // recorded by a watcher before the stall had a field of its own
+			reason = la.Message
 		}
 		if at == "" {
 			at = la.Time
@@ -62,15 +60,4 @@ func intentPassed(intent string, old map[string]any) bool {
 	meta, _ := old["metadata"].(map[string]any)
 	generation, _ := meta["generation"].(float64)
 	return at < int64(generation)
-}
-
-// policyNames lists the policies of violations once each, for logs.
-func policyNames(vs []policies.Violation) []string {
-	var names []string
-	for _, v := range vs {
-		if !slices.Contains(names, v.Policy) {
-			names = append(names, v.Policy)
-		}
-	}
-	return names
 }

@@ -34,7 +34,7 @@ func knownBadFixture(markedAt time.Time) (web *appsv1.Deployment, sets []client.
 	web = &appsv1.Deployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team", UID: types.UID("web-uid"), Generation: 6, Annotations: map[string]string{
-			annotationLastAction: `{"action":"Rollback","cause":"ImagePullBackOff","fromRevision":"3","toRevision":"2","fromHash":"bad","message":"rolled back from revision 3 (nginx:1.161) to revision 2 (nginx:1.9.1): pod web-bad-x: container nginx (nginx:1.161) waiting in ImagePullBackOff for 1m5s","time":"2026-11-23T11:50:00Z"}`,
+			annotationLastAction: `{"action":"Rollback","cause":"ImagePullBackOff","fromRevision":"3","toRevision":"2","fromHash":"bad","message":"rolled back from revision 3 (nginx:1.161) to revision 2 (nginx:1.9.1): pod web-bad-x: container nginx (nginx:1.161) waiting in ImagePullBackOff for 1m5s","stall":"pod web-bad-x: container nginx (nginx:1.161) waiting in ImagePullBackOff for 1m5s","time":"2026-11-23T11:50:00Z"}`,
 		}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](3), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},

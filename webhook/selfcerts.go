@@ -142,7 +142,7 @@ func (s *selfManagedCerts) ensureSecret(ctx context.Context) (certs.Bundle, time
 }
 
 // renew issues a serving certificate under the current CA while the CA outlives it, so that what clients trust does
-// not change; otherwise a new CA too, living twice as long as a serving certificate.
+// not change; otherwise a new CA too (see certs.NewBundle).
 func (s *selfManagedCerts) renew(current certs.Bundle, exists bool) (certs.Bundle, error) {
 	validity := s.cfg.Validity.Duration
 	if exists && certs.Outlives(current.CA, s.now().Add(validity)) {
@@ -152,15 +152,7 @@ func (s *selfManagedCerts) renew(current certs.Bundle, exists bool) (certs.Bundl
 		}
 		// a CA whose key cannot sign is replaced
 	}
-	ca, err := certs.NewCA("rollout-guard-ca", 2*validity, s.now())
-	if err != nil {
-		return certs.Bundle{}, fmt.Errorf("make CA: %w", err)
-	}
-	serving, err := certs.NewServing(ca, s.cfg.Hosts, validity, s.now())
-	if err != nil {
-		return certs.Bundle{}, fmt.Errorf("make serving certificate: %w", err)
-	}
-	return certs.Bundle{CA: ca, Serving: serving}, nil
+	return certs.NewBundle(s.cfg.Hosts, validity, s.now())
 }
 
 func (s *selfManagedCerts) writeFiles(b certs.Bundle) error {

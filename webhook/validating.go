@@ -410,3 +410,14 @@ func onlyTemplateChanged(object, old map[string]any) bool {
 	}
 	return true
 }
+
+// policyNames lists the policies of violations once each, for logs.
+func policyNames(vs []policies.Violation) []string {
+	var names []string
+	for _, v := range vs {
+		if !slices.Contains(names, v.Policy) {
+			names = append(names, v.Policy)
+		}
+	}
+	return names
+}

@@ -161,22 +161,24 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 		}
 		defaults, notes := mutate.Resolve(c.opts.Mutation.Defaults, ns, nil, meta.annotations)
 		in := mutate.Input{Defaults: defaults}
+		var pristine any
 		if c.client == ClientApply {
 			in.Intent = mutate.IntentFromManifest(manifest)
+			pristine = obj.(runtime.Object).DeepCopyObject()
+		}
+		r := mutate.Workload(obj, in)
+		for _, ch := range r.Changes {
+			f.Mutations = append(f.Mutations, strings.TrimPrefix(ch.Message, "rollout-guard: "))
+		}
+		if pristine != nil {
 			// Never claim parity that does not hold: name what a client without a record of intent would get.
-			unrecorded := mutate.Workload(obj.(runtime.Object).DeepCopyObject(), mutate.Input{Defaults: defaults})
-			recorded := mutate.Workload(obj.(runtime.Object).DeepCopyObject(), in)
-			for _, ch := range unrecorded.Changes {
-				if !slices.ContainsFunc(recorded.Changes, func(r mutate.Change) bool { return r.Path == ch.Path }) {
+			for _, ch := range mutate.Workload(pristine, mutate.Input{Defaults: defaults}).Changes {
+				if !slices.ContainsFunc(r.Changes, func(done mutate.Change) bool { return done.Path == ch.Path }) {
 					f.Warnings = append(f.Warnings, fmt.Sprintf("%s is kept as written for kubectl apply, Helm 4 and GitOps tools; "+
 						"a client that records no intent (kubectl create or replace, Helm 3, client-go) gets %s (check --client create)",
 						ch.Path, strings.TrimPrefix(ch.Message, "rollout-guard: ")))
 				}
 			}
-		}
-		r := mutate.Workload(obj, in)
-		for _, ch := range r.Changes {
-			f.Mutations = append(f.Mutations, strings.TrimPrefix(ch.Message, "rollout-guard: "))
 		}
 		f.Warnings = append(f.Warnings, append(notes, r.Notes...)...)
 	}

@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -90,5 +89,5 @@ func undeclared(path *field.Path, value any, schema *apiextensionsv1.JSONSchemaP
 			}
 		}
 	}
-	return slices.Clip(errs)
+	return errs
 }

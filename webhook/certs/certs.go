@@ -176,9 +176,10 @@ type Bundle struct {
 	Serving KeyPair
 }
 
-// NewBundle makes a CA and a serving certificate for hosts in one step.
+// NewBundle makes a CA and a serving certificate for hosts, valid for validFor, in one step. The CA lives twice as
+// long, so that it can sign the next serving certificate too: a renewal then changes nothing clients trust.
 func NewBundle(hosts []string, validFor time.Duration, now time.Time) (Bundle, error) {
-	ca, err := NewCA("rollout-guard-ca", validFor, now)
+	ca, err := NewCA("rollout-guard-ca", 2*validFor, now)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("make CA: %w", err)
 	}
