@@ -63,7 +63,7 @@ release: ## Publish image and chart with one VERSION (x.y.z): REGISTRY/rollout-g
 		--digest "$$(cat "$(IMAGE_LAYOUT).digest")" --helm "$(BIN_DIR)/helm" --out .cache/release
 
 .PHONY: cluster-bins
-cluster-bins: ## Build the pinned local cluster (control plane, kwok, helm, real node, registry, imagebuild) into .cache/bin
+cluster-bins: ## Build the pinned local cluster (control plane, kwok, helm, real node, registry, imagebuild, Prometheus) into .cache/bin
 	bash test/tools/build.sh "$(BIN_DIR)"
 
 .PHONY: node-deps
@@ -129,7 +129,7 @@ dev-down: ## Stop everything dev-up started
 .PHONY: demo
 demo: ## Play the seeds' story on a fresh local cluster with kubectl (NODE=real: real containers, root; KEEP=1 leaves it running)
 	$(MAKE) dev-down
-	$(MAKE) dev-up CONFIG=test/demo/config.yaml CHART_VALUES="config.rollback.imagePullGracePeriod=10s"
+	$(MAKE) dev-up CONFIG=test/demo/config.yaml CHART_VALUES="config.rollback.imagePullGracePeriod=10s analysis.builtIns.interval=5s analysis.builtIns.bakeTime=20s"
 	KUBECONFIG="$(DEV_DIR)/kubeconfig" KUBECTL="$(KUBECTL)" NODE=$(NODE) bash test/demo/demo.sh || { status=$$?; [ -n "$(KEEP)" ] || $(MAKE) dev-down; exit $$status; }
 	@if [ -z "$(KEEP)" ]; then $(MAKE) dev-down; else echo "KEEP=1: cluster left running; export KUBECONFIG=$(DEV_DIR)/kubeconfig; make dev-down stops it"; fi
 

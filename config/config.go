@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ type Options struct {
 	Mutation  Mutation        `json:"mutation"`
 	Policies  policies.Config `json:"policies"`
 	Rollback  Rollback        `json:"rollback"`
+	Analysis  Analysis        `json:"analysis"`
 	Dev       Dev             `json:"dev"`
 }
 
@@ -110,6 +112,28 @@ type CircuitBreaker struct {
 	Window        metav1.Duration `json:"window"`
 }
 
+// Analysis configures how the watcher reaches Prometheus to run RolloutAnalyses.
+type Analysis struct {
+	Prometheus Prometheus `json:"prometheus"`
+}
+
+// Prometheus is the Prometheus HTTP API the watcher queries. Credentials are read from files (mounted Secrets) at
+// every query, so that a rotated Secret needs no restart.
+type Prometheus struct {
+	// Address is the API's base URL, e.g. http://prometheus-operated.monitoring:9090; empty: every analysis that
+	// applies is inconclusive, and holds its revisions back from known-good.
+	Address string `json:"address,omitempty"`
+	// Timeout bounds one query.
+	Timeout            metav1.Duration `json:"timeout"`
+	InsecureSkipVerify bool            `json:"insecureSkipVerify,omitempty"`
+	// CAFile verifies Prometheus' serving certificate (PEM), in addition to the system's roots.
+	CAFile string `json:"caFile,omitempty"`
+	// BearerTokenFile, or UsernameFile with PasswordFile, authenticate the watcher.
+	BearerTokenFile string `json:"bearerTokenFile,omitempty"`
+	UsernameFile    string `json:"usernameFile,omitempty"`
+	PasswordFile    string `json:"passwordFile,omitempty"`
+}
+
 // Dev configures development mode: self-signed certificates for 127.0.0.1
 // and webhook configurations registered with a URL, for a local cluster.
 type Dev struct {
@@ -154,7 +178,8 @@ func Default() Options {
 			Workers:              4,
 			CircuitBreaker:       CircuitBreaker{MaxStalls: 5, MinNamespaces: 3, Window: metav1.Duration{Duration: 5 * time.Minute}},
 		},
-		Dev: Dev{FailurePolicy: "Ignore"},
+		Analysis: Analysis{Prometheus: Prometheus{Timeout: metav1.Duration{Duration: 10 * time.Second}}},
+		Dev:      Dev{FailurePolicy: "Ignore"},
 	}
 }
 
@@ -259,10 +284,31 @@ func (o Options) Validate() error {
 	if _, err := labels.Parse(o.Rollback.Selector); err != nil {
 		errs = append(errs, field.Invalid(r.Child("selector"), o.Rollback.Selector, err.Error()))
 	}
+	errs = append(errs, o.Analysis.Prometheus.validate(field.NewPath("analysis", "prometheus"))...)
 	if !slices.Contains([]string{"Ignore", "Fail"}, o.Dev.FailurePolicy) {
 		errs = append(errs, field.NotSupported(field.NewPath("dev", "failurePolicy"), o.Dev.FailurePolicy, []string{"Ignore", "Fail"}))
 	}
 	return errs.ToAggregate()
+}
+
+func (p Prometheus) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if p.Address != "" {
+		u, err := url.Parse(p.Address)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, field.Invalid(path.Child("address"), p.Address, "must be an http:// or https:// URL with a host, e.g. http://prometheus-operated.monitoring:9090"))
+		}
+	}
+	if p.Timeout.Duration <= 0 {
+		errs = append(errs, field.Invalid(path.Child("timeout"), p.Timeout.Duration.String(), "must be positive"))
+	}
+	if (p.UsernameFile == "") != (p.PasswordFile == "") {
+		errs = append(errs, field.Invalid(path.Child("usernameFile"), p.UsernameFile, "usernameFile and passwordFile go together"))
+	}
+	if p.BearerTokenFile != "" && p.UsernameFile != "" {
+		errs = append(errs, field.Invalid(path.Child("bearerTokenFile"), p.BearerTokenFile, "use a bearer token or basic auth, not both"))
+	}
+	return errs
 }
 
 // validAddr accepts host:port, :port, or "0" (disabled), as controller-runtime does.

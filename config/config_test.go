@@ -28,12 +28,16 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 	o.Mutation.Defaults.Strategy.RevisionHistoryLimit = 0
 	o.Policies.EvaluationTimeoutMillis = 10000
 	o.Policies.BuiltIns["known-bad-revision"] = policies.Settings{Enforcement: policies.Deny, Parameters: map[string]any{"window": "a day"}}
+	o.Analysis.Prometheus.Address = "prometheus:9090"
+	o.Analysis.Prometheus.Timeout.Duration = 0
+	o.Analysis.Prometheus.UsernameFile = "/secret/user"
 	err := o.Validate()
 	if err == nil {
 		t.Fatal("invalid options accepted")
 	}
 	for _, path := range []string{"namespace", "webhook.port", "webhook.metricsAddr", "watcher.pprofAddr", "rollback.mode", "rollback.crashLoopRestarts",
-		"rollback.selector", "mutation.defaults.strategy.revisionHistoryLimit", "policies.evaluationTimeoutMillis", "policies.builtIns[known-bad-revision].parameters.window"} {
+		"rollback.selector", "mutation.defaults.strategy.revisionHistoryLimit", "policies.evaluationTimeoutMillis", "policies.builtIns[known-bad-revision].parameters.window",
+		"analysis.prometheus.address", "analysis.prometheus.timeout", "analysis.prometheus.usernameFile"} {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("error does not name %s:\n%v", path, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/rollout-guard/rollout-guard/analysis"
 	"github.com/rollout-guard/rollout-guard/config"
 )
 
@@ -55,13 +57,15 @@ type actor struct {
 	live     client.Reader
 	recorder events.EventRecorder
 	metrics  *Metrics
+	// analyzer runs the RolloutAnalyses of new revisions.
+	analyzer *Analyzer
 	now      func() time.Time
 }
 
 // NewReconciler builds the reconciler.
-func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) *Reconciler {
+func NewReconciler(c client.Client, live client.Reader, opts config.Rollback, recorder events.EventRecorder, metrics *Metrics, analyzer *Analyzer, now func() time.Time) *Reconciler {
 	return &Reconciler{
-		actor: actor{client: c, live: live, recorder: recorder, metrics: metrics, now: now}, opts: opts,
+		actor: actor{client: c, live: live, recorder: recorder, metrics: metrics, analyzer: analyzer, now: now}, opts: opts,
 		breaker: NewBreaker(opts.CircuitBreaker.MaxStalls, opts.CircuitBreaker.MinNamespaces, opts.CircuitBreaker.Window.Duration),
 	}
 }
@@ -116,6 +120,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	snap.Analysis = r.analyse(ctx, snap.Deployment, deploymentRevision(snap))
 	set := ResolveSettings(r.opts, snap.Deployment)
 	dec := Decide(snap, set)
 	if why, paused := r.breaker.Pause(req.String(), req.Namespace, snap.Now, dec.Action, dec.Stall, r.metrics); paused {
@@ -146,6 +151,42 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// deploymentRevision is what the analyzer needs of a Deployment's new revision; nil when there is nothing to
+// analyse: the Deployment is not settled, or its new revision is already known-good or was rolled back.
+func deploymentRevision(s Snapshot) *Revision {
+	d := s.Deployment
+	current := newReplicaSet(s)
+	if current == nil || d.DeletionTimestamp != nil || d.Spec.Paused || d.Status.ObservedGeneration != d.Generation ||
+		current.Annotations[AnnotationKnownGood] != "" || rolledBackOnce(current.Annotations, d.Generation) {
+		return nil
+	}
+	rev := &Revision{Kind: "Deployment", Hash: hashOf(current), Number: revisionOf(current),
+		Pods: analysis.RevisionPods(current.Name), Complete: fullyAvailable(d, current)}
+	// A relative threshold compares with the stable revision while some of its pods still run; its pods already
+	// gone still match, so their requests inside a rate() window count.
+	if stable := knownGoodTarget(s, current); stable != nil && slices.ContainsFunc(s.Pods, func(p *corev1.Pod) bool {
+		return p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hashOf(stable) && p.DeletionTimestamp == nil
+	}) {
+		rev.StablePods = analysis.RevisionPods(stable.Name)
+	}
+	return rev
+}
+
+// analyse runs the analyses that apply to workload w's new revision rev (nil: none to run), and tells the
+// workload's owner, once, when they become inconclusive.
+func (a actor) analyse(ctx context.Context, w client.Object, rev *Revision) *analysis.Status {
+	if rev == nil || a.analyzer == nil {
+		return nil
+	}
+	status, notice := a.analyzer.Analyse(ctx, w, *rev)
+	if notice != "" {
+		logf.FromContext(ctx).Info("Analysis inconclusive", "kind", rev.Kind, "workload", klog.KObj(w), "revision", rev.Number, "detail", notice)
+		a.recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonAnalysisInconclusive, "Analyse",
+			"revision %s: %s; it is neither rolled back nor marked known-good until its analysis can judge it", rev.Number, notice)
+	}
+	return status
 }
 
 // observe takes the snapshot Decide works on, from the informer caches.

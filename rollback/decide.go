@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/rollout-guard/rollout-guard/analysis"
 	"github.com/rollout-guard/rollout-guard/mutate"
 )
 
@@ -51,12 +52,14 @@ const (
 	CauseUnschedulable      Cause = "Unschedulable"
 	CauseReplicaFailure     Cause = "ReplicaFailure"
 	CauseReplicaSetCreation Cause = "ReplicaSetCreateError"
+	// CauseAnalysisFailed: a RolloutAnalysis query breached its threshold in enough samples in a row.
+	CauseAnalysisFailed Cause = "AnalysisFailed"
 )
 
 // Rollbackable reports whether going back to an earlier template can fix the cause.
 func (c Cause) Rollbackable() bool {
 	switch c {
-	case CauseProgressDeadline, CauseImagePull, CauseCrashLoop, CauseContainerConfig:
+	case CauseProgressDeadline, CauseImagePull, CauseCrashLoop, CauseContainerConfig, CauseAnalysisFailed:
 		return true
 	}
 	return false
@@ -105,7 +108,10 @@ type Snapshot struct {
 	ReplicaSets []*appsv1.ReplicaSet
 	// Pods are the pods of the Deployment's ReplicaSets.
 	Pods []*corev1.Pod
-	Now  time.Time
+	// Analysis is the verdict of the RolloutAnalyses on the current revision; nil when none applies (or the
+	// revision is already marked).
+	Analysis *analysis.Status
+	Now      time.Time
 }
 
 // Decision is what to do, and why.
@@ -158,18 +164,24 @@ func Decide(s Snapshot, set Settings) Decision {
 		return Decision{}
 	}
 	if fullyAvailable(d, current) {
-		if _, marked := current.Annotations[AnnotationKnownGood]; !marked {
-			return Decision{Action: ActionMarkGood, Subject: current}
+		if _, marked := current.Annotations[AnnotationKnownGood]; marked {
+			return Decision{}
 		}
-		return Decision{}
+		if mark, requeue := markComplete(s.Analysis); mark {
+			return Decision{Action: ActionMarkGood, Subject: current}
+		} else if requeue > 0 {
+			return Decision{RequeueAfter: requeue}
+		}
+	} else if s.Analysis == nil {
+		// Marking is level-based: a revision that became fully available while the watcher was not looking
+		// (restarted, API server down), and was replaced before it looked, is marked when it is seen fully
+		// available now, before a stall of the new one needs it as a target. Not under analysis: there, only an
+		// analysis that passed makes a revision known-good.
+		if old := availableUnmarked(s, current); old != nil {
+			return Decision{Action: ActionMarkGood, Subject: old}
+		}
 	}
-	// Marking is level-based: a revision that became fully available while the watcher was not looking (restarted,
-	// API server down), and was replaced before it looked, is marked when it is seen fully available now, before a
-	// stall of the new one needs it as a target.
-	if old := availableUnmarked(s, current); old != nil {
-		return Decision{Action: ActionMarkGood, Subject: old}
-	}
-	st := detectStall(s, current, set)
+	st := analysisStall(s.Analysis, detectStall(s, current, set))
 	if st.cause == "" {
 		return Decision{RequeueAfter: st.requeue}
 	}
@@ -202,6 +214,32 @@ func Decide(s Snapshot, set Settings) Decision {
 	dec.Action = ActionRollback
 	dec.Detail = fmt.Sprintf("rolled back from revision %s (%s) to revision %s (%s): %s", revisionOf(current), images(current), revisionOf(target), images(target), st.detail)
 	return dec
+}
+
+// markComplete says what becomes of a complete revision not yet marked: marked known-good (no analysis applies, or
+// it passed), or looked at again after requeue (the analysis runs on); neither when the analysis failed.
+func markComplete(a *analysis.Status) (mark bool, requeue time.Duration) {
+	switch {
+	case a == nil || a.Verdict == analysis.Pass:
+		return true, 0
+	case a.Verdict == analysis.Fail:
+		return false, 0
+	}
+	return false, max(a.Next, time.Second)
+}
+
+// analysisStall is the stall a failed analysis makes, when the pods show none; a running analysis asks to be looked
+// at again when its next sample is due.
+func analysisStall(a *analysis.Status, st stall) stall {
+	switch {
+	case a == nil || st.cause != "":
+		return st
+	case a.Verdict == analysis.Fail:
+		return stall{cause: CauseAnalysisFailed, detail: a.Detail, signal: a.FailedAt}
+	case a.Verdict == analysis.Running:
+		st.requeue = minPositive(st.requeue, max(a.Next, time.Second))
+	}
+	return st
 }
 
 func noteSuffix(notes []string) string {

@@ -3,15 +3,18 @@ package rollback
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/rollout-guard/rollout-guard/analysis"
 )
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -273,6 +276,56 @@ func TestDecide(t *testing.T) {
 			want: ActionSkip, detail: "automatic rollback is off",
 		},
 		{
+			name: "under analysis, a complete revision is not marked before the analysis passed",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available)},
+				Analysis: &analysis.Status{Verdict: analysis.Running, Next: 5 * time.Second}},
+			want: ActionNone, wantRequeu: true,
+		},
+		{
+			name: "a complete revision whose analysis passed is marked known-good",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "nginx:1.9.1", available)},
+				Analysis: &analysis.Status{Verdict: analysis.Pass}},
+			want: ActionMarkGood, subject: "bbb",
+		},
+		{
+			name: "a failed analysis rolls back a complete rollout",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "app:errors", available)},
+				Analysis: &analysis.Status{Verdict: analysis.Fail, Detail: "analysis http, query error-rate: value 0.2 is above max 0.05"}},
+			want: ActionRollback, cause: CauseAnalysisFailed, target: "aaa",
+			detail: "rolled back from revision 2 (app:errors) to revision 1 (nginx:1.7.9): analysis http, query error-rate: value 0.2 is above max 0.05",
+		},
+		{
+			name: "a failed analysis rolls back a rollout under way",
+			snap: Snapshot{Deployment: deploy("2"), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "app:errors")},
+				Analysis: &analysis.Status{Verdict: analysis.Fail, Detail: "analysis http failed"}},
+			want: ActionRollback, cause: CauseAnalysisFailed, target: "aaa",
+		},
+		{
+			name: "a failed analysis in dry run reports what it would do",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "app:errors", available)},
+				Analysis: &analysis.Status{Verdict: analysis.Fail, Detail: "analysis http failed"}},
+			set:  Settings{Mode: ModeDryRun, ImagePullGrace: time.Minute, CrashLoopRestarts: 3},
+			want: ActionDryRun, cause: CauseAnalysisFailed, detail: "analysis http failed; would roll back to revision 1",
+		},
+		{
+			name: "an inconclusive analysis neither rolls back nor marks",
+			snap: Snapshot{Deployment: deploy("2", complete), ReplicaSets: []*appsv1.ReplicaSet{v1, rs("2", "bbb", "app:v2", available)},
+				Analysis: &analysis.Status{Verdict: analysis.Running, Inconclusive: "no data", Next: 30 * time.Second}},
+			want: ActionNone, wantRequeu: true,
+		},
+		{
+			name: "under analysis, an old revision seen available is not marked known-good unjudged",
+			snap: Snapshot{Deployment: deploy("3"), ReplicaSets: []*appsv1.ReplicaSet{rs("2", "bbb", "app:v2", available), rs("3", "ccc", "app:v3")},
+				Analysis: &analysis.Status{Verdict: analysis.Running, Next: 5 * time.Second}},
+			want: ActionNone, wantRequeu: true,
+		},
+		{
+			name: "a pod stall wins over a running analysis",
+			snap: Snapshot{Deployment: deploy("3", deadlineExceeded), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")},
+				Analysis: &analysis.Status{Verdict: analysis.Running, Next: 5 * time.Second}},
+			want: ActionRollback, cause: CauseProgressDeadline, target: "bbb",
+		},
+		{
 			name: "paused Deployments are left alone",
 			snap: Snapshot{Deployment: deploy("3", deadlineExceeded, func(d *appsv1.Deployment) { d.Spec.Paused = true }), ReplicaSets: []*appsv1.ReplicaSet{v2, rs("3", "ccc", "nginx:1.161")}},
 			want: ActionNone,
@@ -324,7 +377,7 @@ func TestDecide(t *testing.T) {
 
 func trimSnapshot(t *testing.T, s Snapshot) Snapshot {
 	t.Helper()
-	out := Snapshot{Now: s.Now}
+	out := Snapshot{Now: s.Now, Analysis: s.Analysis}
 	d, err := trimDeployment(s.Deployment)
 	if err != nil {
 		t.Fatal(err)

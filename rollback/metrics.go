@@ -8,6 +8,9 @@ type Metrics struct {
 	stalls      *prometheus.CounterVec
 	reaction    prometheus.Histogram
 	breakerOpen prometheus.Gauge
+	// Labelled by what platform teams write (analysis and query names), never by workload: bounded cardinality.
+	analysisRuns  *prometheus.CounterVec
+	analysisValue *prometheus.GaugeVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -30,8 +33,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "rollout_guard_circuit_breaker_open",
 			Help: "1 while too many Deployments stall at once and automatic rollbacks are paused.",
 		}),
+		analysisRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollout_guard_analysis_runs_total",
+			Help: "Samples of RolloutAnalysis queries, by analysis and result (pass, fail, inconclusive).",
+		}, []string{"analysis", "result"}),
+		analysisValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rollout_guard_analysis_value",
+			Help: "The latest value a RolloutAnalysis query returned, across the revisions it judges.",
+		}, []string{"analysis", "query"}),
 	}
-	for _, c := range []prometheus.Collector{m.rollbacks, m.stalls, m.reaction, m.breakerOpen} {
+	for _, c := range []prometheus.Collector{m.rollbacks, m.stalls, m.reaction, m.breakerOpen, m.analysisRuns, m.analysisValue} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

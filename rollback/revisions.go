@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/rollout-guard/rollout-guard/analysis"
 )
 
 // StatefulSets and DaemonSets keep their history in ControllerRevisions, not
@@ -26,7 +28,9 @@ type RevisionSnapshot struct {
 	Revisions []*appsv1.ControllerRevision
 	// Pods are the workload's pods.
 	Pods []*corev1.Pod
-	Now  time.Time
+	// Analysis is the verdict of the RolloutAnalyses on the update revision; nil when none applies.
+	Analysis *analysis.Status
+	Now      time.Time
 }
 
 // RevisionDecision is DecideRevisions' answer; its fields mean what
@@ -125,15 +129,20 @@ func DecideRevisions(s RevisionSnapshot, set Settings) RevisionDecision {
 			Detail: fmt.Sprintf("pod(s) %s of a rolled-back revision never became Ready, and the StatefulSet would wait for them forever", strings.Join(names, ", "))}
 	}
 	if r.complete {
-		if _, marked := current.Annotations[AnnotationKnownGood]; !marked {
-			return RevisionDecision{Action: ActionMarkGood, Subject: current}
+		if _, marked := current.Annotations[AnnotationKnownGood]; marked {
+			return RevisionDecision{}
 		}
-		return RevisionDecision{}
+		if mark, requeue := markComplete(s.Analysis); mark {
+			return RevisionDecision{Action: ActionMarkGood, Subject: current}
+		} else if requeue > 0 {
+			return RevisionDecision{RequeueAfter: requeue}
+		}
 	}
 	found, requeue := podStalls(s.Pods, appsv1.ControllerRevisionHashLabelKey, r.podHash, s.Now, set)
 	st := firstStall(found)
-	if st.cause == "" {
-		return RevisionDecision{RequeueAfter: requeue}
+	st.requeue = requeue
+	if st = analysisStall(s.Analysis, st); st.cause == "" {
+		return RevisionDecision{RequeueAfter: st.requeue}
 	}
 	dec := RevisionDecision{Cause: st.cause, Subject: current, Signal: st.signal, Detail: st.detail, Stall: st.detail}
 	once := func(action Action, detail string) RevisionDecision {

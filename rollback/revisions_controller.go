@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/rollout-guard/rollout-guard/analysis"
 	"github.com/rollout-guard/rollout-guard/config"
 )
 
@@ -36,8 +37,8 @@ type RevisionReconciler struct {
 // NewRevisionReconciler builds the reconciler for kind, StatefulSet or
 // DaemonSet. The breaker is shared with the other kinds: stalls of every
 // kind count toward its limits.
-func NewRevisionReconciler(c client.Client, live client.Reader, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, now func() time.Time) (*RevisionReconciler, error) {
-	r := &RevisionReconciler{actor: actor{client: c, live: live, recorder: recorder, metrics: metrics, now: now}, opts: opts, breaker: breaker, kind: kind}
+func NewRevisionReconciler(c client.Client, live client.Reader, kind string, opts config.Rollback, breaker *Breaker, recorder events.EventRecorder, metrics *Metrics, analyzer *Analyzer, now func() time.Time) (*RevisionReconciler, error) {
+	r := &RevisionReconciler{actor: actor{client: c, live: live, recorder: recorder, metrics: metrics, analyzer: analyzer, now: now}, opts: opts, breaker: breaker, kind: kind}
 	switch kind {
 	case "StatefulSet":
 		r.newObj = func() client.Object { return &appsv1.StatefulSet{} }
@@ -71,6 +72,7 @@ func (r *RevisionReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	snap.Analysis = r.analyse(ctx, snap.Workload, revisionOfUpdate(snap))
 	dec := DecideRevisions(snap, ResolveSettings(r.opts, snap.Workload))
 	if why, paused := r.breaker.Pause(r.kind+"/"+req.String(), req.Namespace, snap.Now, dec.Action, dec.Stall, r.metrics); paused {
 		dec = RevisionDecision{
@@ -92,6 +94,47 @@ func (r *RevisionReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
+}
+
+// revisionOfUpdate is what the analyzer needs of a StatefulSet's or DaemonSet's update revision; nil when there is
+// nothing to analyse (see deploymentRevision). Their pods are named by the pods running a revision now.
+func revisionOfUpdate(s RevisionSnapshot) *Revision {
+	r := rolloutOf(s)
+	w := s.Workload
+	if !r.settled || r.update == nil || r.update.Annotations[AnnotationKnownGood] != "" || rolledBackOnce(r.update.Annotations, w.GetGeneration()) {
+		return nil
+	}
+	var stable *appsv1.ControllerRevision
+	for _, cr := range s.Revisions {
+		if cr != r.update && cr.Annotations[AnnotationKnownGood] != "" && !rolledBackOnce(cr.Annotations, w.GetGeneration()) &&
+			(stable == nil || cr.Revision > stable.Revision) {
+			stable = cr
+		}
+	}
+	var pods, stablePods []string
+	for _, p := range s.Pods {
+		switch h := p.Labels[appsv1.ControllerRevisionHashLabelKey]; {
+		case p.DeletionTimestamp != nil:
+		case h == r.podHash:
+			pods = append(pods, p.Name)
+		case stable != nil && h == revisionPodHash(stable, r.kind):
+			stablePods = append(stablePods, p.Name)
+		}
+	}
+	rev := &Revision{Kind: r.kind, Hash: r.update.Name, Number: revisionString(r.update), Pods: analysis.PodsOf(pods), Complete: r.complete}
+	if len(stablePods) > 0 {
+		rev.StablePods = analysis.PodsOf(stablePods)
+	}
+	return rev
+}
+
+// revisionPodHash is the controller-revision-hash label a revision's pods carry: a StatefulSet labels them with the
+// revision's name, a DaemonSet with its hash.
+func revisionPodHash(cr *appsv1.ControllerRevision, kind string) string {
+	if kind == "StatefulSet" {
+		return cr.Name
+	}
+	return cr.Labels[appsv1.ControllerRevisionHashLabelKey]
 }
 
 func (r *RevisionReconciler) observe(ctx context.Context, key types.NamespacedName) (RevisionSnapshot, error) {

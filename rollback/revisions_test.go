@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/rollout-guard/rollout-guard/analysis"
 )
 
 // ctrlRevision is a ControllerRevision of workload "app" holding a template patch
@@ -83,6 +85,7 @@ func TestDecideRevisions(t *testing.T) {
 		detail   string
 		stuck    int
 		requeue  bool
+		analysis *analysis.Status
 	}{
 		{
 			name: "a DaemonSet fully on its newest revision marks it known-good", workload: daemonSet(true),
@@ -200,6 +203,25 @@ func TestDecideRevisions(t *testing.T) {
 			want: ActionReport, detail: "cannot be scheduled",
 		},
 		{
+			name: "under analysis, a DaemonSet fully on its newest revision waits for the analysis", workload: daemonSet(true),
+			revs:     []*appsv1.ControllerRevision{ctrlRevision(1, "aaa", "nginx:1.7.9", crGood), ctrlRevision(2, "bbb", "nginx:1.9.1")},
+			analysis: &analysis.Status{Verdict: analysis.Running, Next: 10 * time.Second},
+			want:     ActionNone, requeue: true,
+		},
+		{
+			name: "a DaemonSet revision whose analysis passed is marked", workload: daemonSet(true),
+			revs:     []*appsv1.ControllerRevision{ctrlRevision(1, "aaa", "nginx:1.7.9", crGood), ctrlRevision(2, "bbb", "nginx:1.9.1")},
+			analysis: &analysis.Status{Verdict: analysis.Pass},
+			want:     ActionMarkGood,
+		},
+		{
+			name: "a failed analysis rolls back a complete StatefulSet", workload: statefulSet("app-bbb", true),
+			revs:     []*appsv1.ControllerRevision{ctrlRevision(1, "aaa", "nginx:1.7.9", crGood), ctrlRevision(2, "bbb", "app:errors")},
+			pods:     []*corev1.Pod{revPod("app-bbb", 2*time.Minute, true, running)},
+			analysis: &analysis.Status{Verdict: analysis.Fail, Detail: "analysis http, query error-rate: value 0.2 is above max 0.05"},
+			want:     ActionRollback, target: "app-aaa", detail: "to revision 1 (nginx:1.7.9): analysis http, query error-rate",
+		},
+		{
 			name: "after a rollback the bad revision gets its mark",
 			workload: func() client.Object {
 				ds := daemonSet(false)
@@ -217,7 +239,7 @@ func TestDecideRevisions(t *testing.T) {
 			if set.Mode == "" {
 				set = settings
 			}
-			got := DecideRevisions(RevisionSnapshot{Workload: tt.workload, Revisions: tt.revs, Pods: tt.pods, Now: now}, set)
+			got := DecideRevisions(RevisionSnapshot{Workload: tt.workload, Revisions: tt.revs, Pods: tt.pods, Analysis: tt.analysis, Now: now}, set)
 			if got.Action != tt.want {
 				t.Fatalf("action %q (%s), want %q", got.Action, got.Detail, tt.want)
 			}
@@ -234,7 +256,7 @@ func TestDecideRevisions(t *testing.T) {
 				t.Errorf("requeueAfter %s", got.RequeueAfter)
 			}
 			// The informer caches hold trimmed objects: the decision must not change.
-			trimmed := DecideRevisions(trimRevisionSnapshot(t, RevisionSnapshot{Workload: tt.workload, Revisions: tt.revs, Pods: tt.pods, Now: now}), set)
+			trimmed := DecideRevisions(trimRevisionSnapshot(t, RevisionSnapshot{Workload: tt.workload, Revisions: tt.revs, Pods: tt.pods, Analysis: tt.analysis, Now: now}), set)
 			if trimmed.Action != got.Action || trimmed.Detail != got.Detail || trimmed.Key != got.Key || len(trimmed.StuckPods) != len(got.StuckPods) ||
 				(got.Target != nil) != (trimmed.Target != nil) || (got.Target != nil && got.Target.Name != trimmed.Target.Name) {
 				t.Errorf("on trimmed objects: %+v\nwant %+v", trimmed, got)
@@ -245,7 +267,7 @@ func TestDecideRevisions(t *testing.T) {
 
 func trimRevisionSnapshot(t *testing.T, s RevisionSnapshot) RevisionSnapshot {
 	t.Helper()
-	out := RevisionSnapshot{Now: s.Now}
+	out := RevisionSnapshot{Now: s.Now, Analysis: s.Analysis}
 	var w any
 	var err error
 	switch s.Workload.(type) {

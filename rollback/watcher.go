@@ -58,12 +58,17 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	r := NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), opts.Rollback, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
+	prom, err := NewPrometheus(opts.Analysis.Prometheus)
+	if err != nil {
+		return nil, err
+	}
+	analyzer := NewAnalyzer(mgr.GetClient(), prom, opts.Analysis.Prometheus.Timeout.Duration, metrics, time.Now)
+	r := NewReconciler(mgr.GetClient(), mgr.GetAPIReader(), opts.Rollback, mgr.GetEventRecorder("rollout-guard"), metrics, analyzer, time.Now)
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	for _, kind := range []string{"StatefulSet", "DaemonSet"} {
-		rr, err := NewRevisionReconciler(mgr.GetClient(), mgr.GetAPIReader(), kind, opts.Rollback, r.breaker, mgr.GetEventRecorder("rollout-guard"), metrics, time.Now)
+		rr, err := NewRevisionReconciler(mgr.GetClient(), mgr.GetAPIReader(), kind, opts.Rollback, r.breaker, mgr.GetEventRecorder("rollout-guard"), metrics, analyzer, time.Now)
 		if err != nil {
 			return nil, err
 		}

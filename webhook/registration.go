@@ -51,7 +51,7 @@ func Configurations(cc admissionregistrationv1.WebhookClientConfig, opts config.
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 		Rule: admissionregistrationv1.Rule{
 			APIGroups: []string{"rollout-guard.io"}, APIVersions: []string{"v1alpha1"},
-			Resources: []string{"rolloutpolicies"}, Scope: ptr.To(admissionregistrationv1.ClusterScope),
+			Resources: []string{"rolloutpolicies", "rolloutanalyses"}, Scope: ptr.To(admissionregistrationv1.ClusterScope),
 		},
 	}
 	exceptions := admissionregistrationv1.RuleWithOperations{

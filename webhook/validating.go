@@ -79,6 +79,8 @@ func (v *Validator) handle(ctx context.Context, log logr.Logger, req admission.R
 			return v.validatePolicy(ctx, req)
 		case "RolloutPolicyException":
 			return v.validateException(ctx, req)
+		case "RolloutAnalysis":
+			return v.validateAnalysis(ctx, req)
 		}
 		return admission.Allowed("")
 	}

@@ -6,7 +6,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/rollout-guard/rollout-guard/analysis"
 	"github.com/rollout-guard/rollout-guard/policies"
 )
 
@@ -69,4 +71,56 @@ func (e *RolloutPolicyException) ToException() (policies.Exception, error) {
 		out.Selector = sel
 	}
 	return out, nil
+}
+
+// ToAnalysis checks and prepares a RolloutAnalysis; every problem is named by its field.
+func (ra *RolloutAnalysis) ToAnalysis() (*analysis.Analysis, field.ErrorList) {
+	s := analysis.Spec{Name: ra.Name, FailureLimit: int(ra.Spec.FailureLimit)}
+	if ra.Spec.Interval != nil {
+		s.Interval = ra.Spec.Interval.Duration
+	}
+	if ra.Spec.BakeTime != nil {
+		s.BakeTime = &ra.Spec.BakeTime.Duration
+	}
+	for _, q := range ra.Spec.Queries {
+		s.Queries = append(s.Queries, analysis.QuerySpec{Name: q.Name, Query: q.Query, Max: q.Max, Min: q.Min,
+			MaxRatioToStable: q.MaxRatioToStable, Traffic: q.Traffic, MinTraffic: q.MinTraffic})
+	}
+	a, errs := analysis.Prepare(s)
+	if sel := ra.Spec.Selector; sel != nil {
+		if _, _, _, err := ra.Selects(); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), "", err.Error()))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return a, nil
+}
+
+// Selects returns what the analysis' selector matches: namespace and workload labels and kinds (nil: every kind).
+// An analysis without a selector selects nothing (nil selectors): it applies only where a workload names it.
+func (ra *RolloutAnalysis) Selects() (namespace, workload labels.Selector, kinds []string, err error) {
+	sel := ra.Spec.Selector
+	if sel == nil {
+		return nil, nil, nil, nil
+	}
+	if sel.NamespaceSelector == nil && sel.WorkloadSelector == nil {
+		return nil, nil, nil, fmt.Errorf("set namespaceSelector or workloadSelector ({} matches all): an analysis never applies to every workload by omission")
+	}
+	namespace, workload = labels.Everything(), labels.Everything()
+	if sel.NamespaceSelector != nil {
+		if namespace, err = metav1.LabelSelectorAsSelector(sel.NamespaceSelector); err != nil {
+			return nil, nil, nil, fmt.Errorf("namespaceSelector: %w", err)
+		}
+	}
+	if sel.WorkloadSelector != nil {
+		if workload, err = metav1.LabelSelectorAsSelector(sel.WorkloadSelector); err != nil {
+			return nil, nil, nil, fmt.Errorf("workloadSelector: %w", err)
+		}
+	}
+	for _, k := range sel.Kinds {
+		kinds = append(kinds, string(k))
+	}
+	return namespace, workload, kinds, nil
 }

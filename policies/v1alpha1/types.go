@@ -11,7 +11,7 @@ var GroupVersion = schema.GroupVersion{Group: "rollout-guard.io", Version: "v1al
 
 // AddToScheme registers the API's types with a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &RolloutPolicyException{}, &RolloutPolicyExceptionList{})
+	s.AddKnownTypes(GroupVersion, &RolloutPolicy{}, &RolloutPolicyList{}, &RolloutPolicyException{}, &RolloutPolicyExceptionList{}, &RolloutAnalysis{}, &RolloutAnalysisList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

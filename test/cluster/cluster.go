@@ -59,6 +59,8 @@ type Cluster struct {
 	Guard *Guard `json:"guard,omitempty"`
 	// Node is set when the cluster runs a real node (Options.RealNode).
 	Node *RealNode `json:"node,omitempty"`
+	// Prometheus is set once StartPrometheus has run.
+	Prometheus *Prometheus `json:"prometheus,omitempty"`
 
 	detached bool
 }

@@ -31,6 +31,7 @@ var StandIns = []StandIn{
 	{Image: "app:unhealthy", Env: []string{"READY=false"}},
 	{Image: "app:crash", Env: []string{"CRASH_AFTER=start"}},
 	{Image: "app:errors", Env: []string{"ERROR_RATE=0.2"}},
+	{Image: "app:rare-errors", Env: []string{"ERROR_RATE=0.001"}},
 	{Image: "app:slow", Env: []string{"LATENCY=500ms"}},
 	{Image: "app:slow-start", Env: []string{"READY_AFTER=3m"}},
 }

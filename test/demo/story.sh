@@ -39,3 +39,50 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 run -n "$ns" get events --field-selector reason=RolloutGuardRollbackSkipped -o custom-columns=REASON:.reason,MESSAGE:.message
+
+if [ "${NODE:-kwok}" = real ]; then
+  say "11. Ready is not healthy. The shop app opts in to the chart's http-error-rate analysis; Prometheus scrapes it, and traffic flows through its Service:"
+  cat <<'YAML' | run -n "$ns" apply -f -
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+  annotations: {rollout-guard.io/analysis: http-error-rate}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata:
+      labels: {app: shop}
+      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "80"}
+    spec:
+      containers:
+      - {name: shop, image: "app:v1", ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec:
+  selector: {app: shop}
+  ports: [{port: 80, targetPort: 80}]
+YAML
+  run -n "$ns" rollout status deployment/shop --timeout=120s
+  ip=$(k -n "$ns" get service shop -o jsonpath='{.spec.clusterIP}')
+  (while :; do curl -s -o /dev/null --max-time 2 "http://$ip/" || true; sleep 0.05; done) &
+  traffic=$!
+  trap 'kill $traffic 2>/dev/null || true' EXIT
+  run get rolloutanalysis http-error-rate -o jsonpath='{"query: "}{.spec.queries[0].query}{"\nmax: "}{.spec.queries[0].max}{"  interval: "}{.spec.interval}{"  failureLimit: "}{.spec.failureLimit}{"  bakeTime: "}{.spec.bakeTime}{"\n"}'
+  echo "(waiting for the analysis to judge revision 1 known-good after its bake time)"
+  until [ -n "$(k -n "$ns" get rs -l app=shop -o jsonpath='{.items[?(@.metadata.annotations.deployment\.kubernetes\.io/revision=="1")].metadata.annotations.rollout-guard\.io/known-good}')" ]; do sleep 1; done
+
+  say "12. app:errors passes its readiness probe and answers 20% of requests with 500s. The analysis catches it and the watcher rolls it back:"
+  run -n "$ns" set image deployment/shop shop=app:errors
+  for _ in $(seq 1 120); do
+    k -n "$ns" get events --field-selector reason=RolloutGuardRolledBack -o jsonpath='{.items[*].message}' | grep -q 'app:errors' && break
+    sleep 1
+  done
+  kill "$traffic" 2>/dev/null || true
+  run -n "$ns" get events --field-selector reason=RolloutGuardRolledBack -o custom-columns=REASON:.reason,MESSAGE:.message
+  run -n "$ns" rollout status deployment/shop --timeout=120s
+  run -n "$ns" get deployment shop -o jsonpath='{"image now: "}{.spec.template.spec.containers[0].image}{"\n"}'
+fi

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	promparser "github.com/prometheus/prometheus/promql/parser"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rollout-guard/rollout-guard/config"
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 	"github.com/rollout-guard/rollout-guard/webhook"
 )
 
@@ -176,6 +179,7 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	}
 	checkCustomNamespaceSelector(t)
 	checkAlertRules(t)
+	checkAnalysisValues(t)
 
 	// Restricted pod security on every container.
 	for _, doc := range documents(t, withCM, "Deployment") {
@@ -272,8 +276,76 @@ func checkAlertRules(t *testing.T) {
 			t.Errorf("%s: expr %q does not watch the up series of one of the chart's Services %v", alert, expr, services)
 		}
 	}
+	if exprs["RolloutGuardAnalysisInconclusive"] == "" {
+		t.Error("no alert for analyses that judge nothing (RolloutGuardAnalysisInconclusive)")
+	}
+	// Every alert is PromQL that Prometheus' own parser accepts.
+	for alert, expr := range exprs {
+		if _, err := promparser.NewParser(promparser.Options{}).ParseExpr(expr); err != nil {
+			t.Errorf("alert %s: %v", alert, err)
+		}
+	}
 	if !strings.Contains(exprs["RolloutGuardStallWithoutRollback"], "dryrun") {
 		t.Errorf("RolloutGuardStallWithoutRollback ignores dry runs: %s", exprs["RolloutGuardStallWithoutRollback"])
+	}
+}
+
+// The Prometheus values reach the watcher's config and mounts, the built-in analyses are valid RolloutAnalyses that
+// the watcher can prepare (their PromQL is parsed here), and a Prometheus address without a scheme is refused.
+func checkAnalysisValues(t *testing.T) {
+	t.Helper()
+	rendered, err := helm(t, "template", "rg", chartDir(), "--namespace", "rg-sys", "--set", "certManager.enabled=false",
+		"--set", "analysis.prometheus.address=https://prometheus.monitoring:9090", "--set", "analysis.prometheus.bearerTokenSecret.name=prom-token",
+		"--set", "analysis.prometheus.caSecret.name=prom-ca", "--set", "analysis.builtIns.errorRate.max=0.02")
+	if err != nil {
+		t.Fatalf("helm template with Prometheus values: %v\n%s", err, rendered)
+	}
+	p := renderedConfig(t, rendered).Analysis.Prometheus
+	if p.Address != "https://prometheus.monitoring:9090" || p.BearerTokenFile != "/etc/rollout-guard/prometheus/token/token" || p.CAFile != "/etc/rollout-guard/prometheus/ca/ca.crt" || p.Timeout.Duration != 10*time.Second {
+		t.Errorf("watcher's Prometheus config: %+v", p)
+	}
+	var watcher appsv1.Deployment
+	for _, doc := range documents(t, rendered, "Deployment") {
+		var d appsv1.Deployment
+		if yaml.Unmarshal(doc, &d) == nil && d.Name == "rg-rollout-guard-watcher" {
+			watcher = d
+		}
+	}
+	mounts := map[string]string{}
+	for _, m := range watcher.Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	secrets := map[string]string{}
+	for _, v := range watcher.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secrets[v.Name] = v.Secret.SecretName
+		}
+	}
+	if mounts["prometheus-token"] != "/etc/rollout-guard/prometheus/token" || secrets["prometheus-token"] != "prom-token" || secrets["prometheus-ca"] != "prom-ca" {
+		t.Errorf("watcher mounts %v, Secret volumes %v", mounts, secrets)
+	}
+	analyses := documents(t, rendered, "RolloutAnalysis")
+	if len(analyses) != 2 {
+		t.Fatalf("%d built-in RolloutAnalyses rendered, want 2", len(analyses))
+	}
+	for _, doc := range analyses {
+		var ra v1alpha1.RolloutAnalysis
+		if err := yaml.UnmarshalStrict(doc, &ra); err != nil {
+			t.Fatalf("a built-in analysis is not a RolloutAnalysis: %v", err)
+		}
+		if _, errs := ra.ToAnalysis(); len(errs) > 0 {
+			t.Errorf("built-in analysis %s is invalid: %v", ra.Name, errs.ToAggregate())
+		}
+		if ra.Name == "http-error-rate" && ra.Spec.Queries[0].Max != "0.02" {
+			t.Errorf("analysis.builtIns.errorRate.max did not reach %s: %+v", ra.Name, ra.Spec.Queries[0])
+		}
+	}
+	if out, err := helm(t, "template", "rg", chartDir(), "--set", "certManager.enabled=false", "--set", "analysis.prometheus.address=prometheus:9090"); err == nil ||
+		!strings.Contains(out, "address") {
+		t.Errorf("a Prometheus address without a scheme was not refused by the schema:\n%s", out)
+	}
+	if out, err := helm(t, "template", "rg", chartDir(), "--set", "certManager.enabled=false", "--set", "analysis.builtIns.enabled=false"); err != nil || len(documents(t, out, "RolloutAnalysis")) != 0 {
+		t.Errorf("analysis.builtIns.enabled=false still renders analyses (err %v)", err)
 	}
 }
 
@@ -374,6 +446,10 @@ func checkRBAC(t *testing.T, ns, full string, certManager bool) {
 		{webhookSA, "list", "secrets", "", false},
 		{webhookSA, "list", "secrets", ns, false},
 		{webhookSA, "update", "deployments.apps", "default", false},
+		{watcherSA, "watch", "rolloutanalyses.rollout-guard.io", "", true},
+		{watcherSA, "list", "namespaces", "", true},
+		{watcherSA, "create", "rolloutanalyses.rollout-guard.io", "", false},
+		{"system:serviceaccount:default:nobody", "get", "rolloutanalyses.rollout-guard.io", "", false},
 	}
 	if !certManager {
 		checks = append(checks,

@@ -2,7 +2,8 @@
 # Builds the local cluster's binaries from the pinned tool modules beside this script into BIN_DIR (default:
 # <repo>/.cache/bin): the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
 # kwok, helm (3, and 4 in BIN_DIR/helm4), and the real node (kubelet, kube-proxy, cri-cleanup, containerd, its runc shim, the CNI plugins in
-# BIN_DIR/cni, the distribution registry) plus imagebuild, which builds images without Docker.
+# BIN_DIR/cni, the distribution registry) plus imagebuild, which builds images without Docker, and the Prometheus
+# server that scrapes the real node's pods for the analysis tests.
 # Each tool module is rebuilt only when its key changes: its go.mod, go.sum and sources plus the Go version.
 # Usage: build.sh [BIN_DIR] [MODULE...]   (no MODULE: all of them)
 set -euo pipefail
@@ -27,6 +28,7 @@ declare -A packages=(
   [cni]="$cni/main/bridge $cni/ipam/host-local $cni/main/loopback $cni/meta/portmap"
   [registry]="github.com/distribution/distribution/v3/cmd/registry"
   [imagebuild]="."
+  [prometheus]="github.com/prometheus/prometheus/cmd/prometheus"
 )
 # where a module's binaries go, relative to BIN_DIR
 declare -A subdir=([cni]=cni [helm4]=helm4)
@@ -41,7 +43,7 @@ build() {
     CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs no_btrfs" -ldflags "$ld" -o "$out/" "$containerd/cmd/containerd" "$containerd/cmd/ctr"
     CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs no_grpc" -ldflags "$ld" -o "$out/" "$containerd/cmd/containerd-shim-runc-v2"
     ;;
-  cni | registry | imagebuild)
+  cni | registry | imagebuild | prometheus)
     # shellcheck disable=SC2086 # word splitting of the package list is intended
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/" ${packages[$module]}
     ;;
@@ -64,7 +66,7 @@ key_of() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kwok kube helm helm4 containerd cni registry imagebuild)
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kwok kube helm helm4 containerd cni registry imagebuild prometheus)
 for module in "${modules[@]}"; do
   [ -n "${packages[$module]:-}" ] || { echo "cluster-bins: unknown module $module" >&2; exit 2; }
   key=$(key_of "$module")

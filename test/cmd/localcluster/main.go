@@ -107,12 +107,20 @@ func upReal(dir, binDir string, values []string) error {
 	if err != nil {
 		return err
 	}
+	prom, err := c.StartPrometheus(ctx)
+	if err != nil {
+		return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
+	}
+	if err := c.SaveState(); err != nil {
+		return err
+	}
+	fmt.Printf("localcluster: Prometheus at %s scrapes pods annotated prometheus.io/scrape\n", prom.URL)
 	r, err := c.Publish(ctx, "0.0.0-dev")
 	if err != nil {
 		return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
 	}
 	fmt.Printf("localcluster: published %s@%s and %s\n", r.Image, r.Digest, r.Chart)
-	out, err := c.InstallRelease(ctx, r, "rollout-guard", values...)
+	out, err := c.InstallRelease(ctx, r, "rollout-guard", append([]string{"analysis.prometheus.address=" + prom.URL}, values...)...)
 	if err != nil {
 		return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
 	}

@@ -87,6 +87,11 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	if err != nil {
 		return c, err
 	}
+	prom, err := c.StartPrometheus(ctx)
+	if err != nil {
+		return c, err
+	}
+	logf("Prometheus at %s scrapes annotated pods", prom.URL)
 	began := time.Now()
 	r, err := c.Publish(ctx, "0.0.0-e2e")
 	if err != nil {
@@ -96,7 +101,8 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	logf("published %s@%s and its chart in %s", r.Image, r.Digest, time.Since(began).Round(100*time.Millisecond))
 	began = time.Now()
 	// Faster thresholds than the defaults, so that the stories take seconds, not minutes.
-	values := []string{"config.rollback.imagePullGracePeriod=10s", "config.rollback.crashLoopRestarts=1"}
+	values := []string{"config.rollback.imagePullGracePeriod=10s", "config.rollback.crashLoopRestarts=1",
+		"analysis.prometheus.address=" + prom.URL, "analysis.prometheus.timeout=3s"}
 	// ROLLOUT_GUARD_E2E_SET adds chart values (k=v,k=v), to measure a setting with the suite's figures.
 	if extra := os.Getenv("ROLLOUT_GUARD_E2E_SET"); extra != "" {
 		values = append(values, strings.Split(extra, ",")...)
