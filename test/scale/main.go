@@ -5,7 +5,11 @@
 //   - reaction: from the moment a Deployment is seen with
 //     ProgressDeadlineExceeded to the moment its undo is seen (p50, p99);
 //   - ImagePullBackOff: from the bad pod's creation to the undo, against the
-//     grace period.
+//     grace period;
+//   - analysis: with -analysed K, K Deployments roll out a new revision under a
+//     RolloutAnalysis (a query and its traffic query, every 10 s) against a real
+//     Prometheus: the queries it receives per second, and the watcher's RSS
+//     before and after.
 //
 // It is run by `make bench`, not by CI: it takes several minutes on 2 cores.
 //
@@ -49,13 +53,14 @@ func main() {
 	memLimit := flag.String("gomemlimit", "chart", "GOMEMLIMIT for the watcher: chart (from the chart's watcher memory limit, as the chart sets it) or a value")
 	gogc := flag.String("gogc", "chart", "GOGC for the watcher: chart (the chart's watcher.gogc) or a value")
 	heapProfile := flag.String("heap-profile", "", "write the watcher's heap profile, taken with the memory figures, to this file")
+	analysed := flag.Int("analysed", 200, "Deployments rolled out under a RolloutAnalysis for the analysis measurement (0: none)")
 	flag.Parse()
 	env, err := watcherEnv(*memLimit, *gogc)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(2)
 	}
-	report, err := run(*n, *samples, *binDir, env, *heapProfile)
+	report, err := run(*n, *samples, min(*analysed, *n), *binDir, env, *heapProfile)
 	fmt.Print(report)
 	if *out != "" {
 		_ = os.WriteFile(*out, []byte(report), 0o644)
@@ -66,7 +71,7 @@ func main() {
 	}
 }
 
-func run(n, samples int, binDir string, env map[string]string, heapProfile string) (string, error) {
+func run(n, samples, analysed int, binDir string, env map[string]string, heapProfile string) (string, error) {
 	var rep strings.Builder
 	logf := func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
@@ -98,8 +103,16 @@ func run(n, samples int, binDir string, env map[string]string, heapProfile strin
 		return "", err
 	}
 	defer c.Stop()
+	if err := c.InstallCRDs(ctx, "charts/rollout-guard/files/crds"); err != nil {
+		return "", err
+	}
+	prom, err := c.StartPrometheus(ctx)
+	if err != nil {
+		return "", err
+	}
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte("rollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\n"), 0o600); err != nil {
+	config := "rollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\nanalysis:\n  prometheus: {address: " + prom.URL + "}\n"
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return "", err
 	}
 	// The watcher inherits this process's environment: the Go runtime settings the chart gives it.
@@ -169,7 +182,7 @@ func run(n, samples int, binDir string, env map[string]string, heapProfile strin
 		podCount += len(pods.Items)
 	}
 	m := memory(watcherPID)
-	heap := goMetric(metricsURL, "go_memstats_heap_inuse_bytes") / (1 << 20)
+	heap := promMetric(metricsURL, "go_memstats_heap_inuse_bytes") / (1 << 20)
 	fmt.Fprintf(&rep, "memory: %d Deployments, %d ReplicaSets, %d pods: watcher RSS %.1f MiB (anonymous %.1f, file-backed %.1f; peak %.1f), Go heap in use %.1f MiB, GOGC=%s GOMEMLIMIT=%s; goal RSS <= 100 MiB\n",
 		n, rsCount, podCount, m["VmRSS:"], m["RssAnon:"], m["RssFile:"], m["VmHWM:"], heap, env["GOGC"], env["GOMEMLIMIT"])
 	fmt.Fprintf(&rep, "setup took %s\n\n", time.Since(start).Round(time.Second))
@@ -178,6 +191,11 @@ func run(n, samples int, binDir string, env map[string]string, heapProfile strin
 			return rep.String(), err
 		}
 		fmt.Fprintf(&rep, "heap profile: %s (go tool pprof -sample_index=inuse_space %s)\n\n", heapProfile, heapProfile)
+	}
+	if analysed > 0 {
+		if err := measureAnalysis(ctx, c, cs, analysed, watcherPID, prom.URL, &rep, logf); err != nil {
+			return rep.String(), err
+		}
 	}
 	if samples == 0 {
 		failed = false
@@ -197,6 +215,72 @@ func run(n, samples int, binDir string, env map[string]string, heapProfile strin
 	fmt.Fprintf(&rep, "bad pod created -> undo seen, grace 5s, %d Deployments: %s; goal <= grace + 2s\n", len(pull), summary(pull))
 	failed = false
 	return rep.String(), nil
+}
+
+// measureAnalysis rolls k of the Deployments out to a new revision under one RolloutAnalysis that selects them by
+// label, and measures the query load on Prometheus and the watcher's RSS while their analyses run (bake time 10m,
+// so that every revision stays under analysis while it is measured). The query and its traffic query answer with
+// data (or vector), so that each sample is the two queries a real one is.
+func measureAnalysis(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, k, watcherPID int, promURL string, rep io.Writer, logf func(string, ...any)) error {
+	before := memory(watcherPID)["VmRSS:"]
+	analysis := `apiVersion: rollout-guard.io/v1alpha1
+kind: RolloutAnalysis
+metadata: {name: scale}
+spec:
+  interval: 10s
+  failureLimit: 2
+  bakeTime: 10m
+  selector: {workloadSelector: {matchLabels: {analysed: "true"}}}
+  queries:
+  - name: error-rate
+    query: '(sum(rate(http_requests_total{namespace="{{.Namespace}}",pod=~"{{.Pods}}",code=~"5.."}[1m])) or vector(0))'
+    max: "0.05"
+    traffic: 'sum(rate(http_requests_total{namespace="{{.Namespace}}",pod=~"{{.Pods}}"}[1m])) or vector(5)'
+    minTraffic: "1"
+`
+	path := filepath.Join(c.Dir, "analysis.yaml")
+	if err := os.WriteFile(path, []byte(analysis), 0o600); err != nil {
+		return err
+	}
+	if out, err := c.Kubectl(ctx, "apply", "-f", path); err != nil {
+		return fmt.Errorf("apply the RolloutAnalysis: %v\n%s", err, out)
+	}
+	if err := parallel(k, 32, func(i int) error {
+		patch := []byte(`{"metadata":{"labels":{"analysed":"true"}},"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.14.2"}]}}}}`)
+		_, err := cs.AppsV1().Deployments(fmt.Sprintf("scale-%d", i/100)).Patch(ctx, fmt.Sprintf("app-%d", i), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}); err != nil {
+		return err
+	}
+	logf("%d Deployments rolling out under analysis", k)
+	time.Sleep(60 * time.Second) // their rollouts complete, every analysis samples
+	queries := func() float64 {
+		return promMetric(promURL+"/metrics", `prometheus_http_requests_total{code="200",handler="/api/v1/query"}`)
+	}
+	q0, t0 := queries(), time.Now()
+	time.Sleep(60 * time.Second)
+	rate := (queries() - q0) / time.Since(t0).Seconds()
+	after := memory(watcherPID)["VmRSS:"]
+	fmt.Fprintf(rep, "analysis: %d Deployments with a new revision under one RolloutAnalysis (a query and its traffic query every 10s): Prometheus received %.1f queries/s = %.2f queries per workload per interval per query (goal 1; the traffic query is a second one); watcher RSS %.1f MiB before, %.1f MiB after (+%.1f MiB; goal < 20 MiB)\n\n",
+		k, rate, rate*10/float64(k)/2, before, after, after-before)
+	return nil
+}
+
+// promMetric reads one sample, named with its labels as the exposition format prints them, from a metrics endpoint.
+func promMetric(url, series string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
+		}
+	}
+	return 0
 }
 
 func deployment(name, image string, replicas int32) *appsv1.Deployment {
@@ -406,23 +490,6 @@ func parallel(n, workers int, fn func(int) error) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-// goMetric reads one unlabelled sample from a Prometheus endpoint.
-func goMetric(url, name string) float64 {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return v
-		}
-	}
-	return 0
 }
 
 // memory reads the memory lines of /proc/PID/status, in MiB.
