@@ -82,7 +82,7 @@ YAML
     sleep 1
   done
   kill "$traffic" 2>/dev/null || true
-  run -n "$ns" get events --field-selector reason=RolloutGuardRolledBack -o custom-columns=REASON:.reason,MESSAGE:.message
+  run -n "$ns" get events --field-selector reason=RolloutGuardRolledBack,involvedObject.name=shop -o custom-columns=REASON:.reason,MESSAGE:.message
   run -n "$ns" rollout status deployment/shop --timeout=120s
   run -n "$ns" get deployment shop -o jsonpath='{"image now: "}{.spec.template.spec.containers[0].image}{"\n"}'
 fi
