@@ -116,10 +116,12 @@ const usage = `rollout-guard makes Kubernetes workload updates safe by default.
 Usage:
   rollout-guard webhook [flags]   serve the mutating and validating admission webhooks
   rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls
-  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json] [--client apply|create]
-                                  run the policies on manifests offline, after the API server's
-                                  defaults and rollout-guard's mutation, as applied by kubectl apply
-                                  (or by a client that records no intent) (exit 0 clean, 1 denied, 2 error)
+  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github]
+                      [--fail-on-warn] [--allow-empty] [--client apply|create]
+                                  run the policies on manifests offline (files, nested directories, Lists),
+                                  after the API server's defaults and rollout-guard's mutation, as applied
+                                  by kubectl apply (or by a client that records no intent)
+                                  (exit 0 clean, 1 denied or warned with --fail-on-warn, 2 input error)
   rollout-guard test [DIR]        run the _test.rego files of DIR (default: the built-in policies)
   rollout-guard selftest [--namespace NS] [--kubeconfig FILE]
                                   check through the API server that both webhooks answer in NS, by

@@ -52,6 +52,25 @@ spec:
 	// maxUnavailable written as the API's default: only kubectl apply's record tells the cluster so.
 	explicit25 := strings.Replace(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "  replicas: 3\n",
 		"  replicas: 3\n  strategy:\n    rollingUpdate: {maxUnavailable: 25%}\n", 1)
+	// What kubectl get -o yaml prints: a List of the cluster's objects.
+	list := "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- " +
+		strings.ReplaceAll(strings.TrimPrefix(stripComment(mustRead(t, filepath.Join(seeds, "surge-app.yaml"))), "\n"), "\n", "\n  ")
+	nested := t.TempDir()
+	for path, content := range map[string]string{
+		"apps/web/deploy.yaml":    mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")),
+		"apps/batch/surge.yml":    mustRead(t, filepath.Join(seeds, "surge-app.yaml")),
+		".git/objects/junk.yaml":  "not: [yaml",
+		"apps/web/configmap.json": `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}`,
+	} {
+		if err := os.MkdirAll(filepath.Join(nested, filepath.Dir(path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(nested, path), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldAPI := "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: legacy}\nspec:\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: a, image: nginx:1.7.9}]}\n"
+	latest := strings.ReplaceAll(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "nginx:1.7.9", "nginx:latest")
 	tests := []struct {
 		name      string
 		stdin     string
@@ -103,6 +122,24 @@ spec:
 			stdout: []string{"Deployment/surge-app: admitted", "RolloutPolicyException team/surge waives surge-unavailable"}},
 		{name: "an exception for another workload waives nothing", args: []string{"check", "-f", filepath.Join(seeds, "nginx-deployment.yaml"), "-f", filepath.Join(seeds, "surge-app.yaml"), "--exception", otherException}, code: 1,
 			stdout: []string{"Deployment/surge-app: DENIED"}},
+		{name: "a List is read item by item", args: []string{"check", "-f", "-"}, code: 1, stdin: list,
+			stdout: []string{"- (document 1, item 2) Deployment/surge-app: DENIED", "1 workloads checked, 1 denied"}},
+		{name: "nested directories, hidden ones skipped", args: []string{"check", "-f", nested}, code: 1,
+			stdout: []string{"apps/batch/surge.yml (document 1) Deployment/surge-app: DENIED", "apps/web/deploy.yaml (document 1) Deployment/nginx-deployment: admitted", "2 workloads checked, 1 denied"}},
+		{name: "a removed API version is an error naming the fix", args: []string{"check", "-f", "-"}, code: 2, stdin: oldAPI,
+			stderr: "-:1 (document 1): Deployment uses apiVersion extensions/v1beta1, which Kubernetes removed in 1.16: use apiVersion: apps/v1, which also requires spec.selector"},
+		{name: "an input without workloads is an error", args: []string{"check", "-f", "-"}, code: 2, stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+			stderr: "no apps/v1 Deployment, StatefulSet or DaemonSet in -; pass --allow-empty"},
+		{name: "unless --allow-empty", args: []string{"check", "--allow-empty", "-f", "-"}, code: 0, stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+			stdout: []string{"0 workloads checked"}},
+		{name: "a YAML error names the file's line, and every error is reported", args: []string{"check", "-f", "-"}, code: 2,
+			stdin:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n# comment\napiVersion: apps/v1\nkind: Deployment\nspec: [unclosed\n---\n" + oldAPI,
+			stderr: "-:5 (document 2): error converting YAML to JSON: yaml: line 8: did not find expected ',' or ']'\nrollout-guard check: -:10 (document 3): Deployment uses apiVersion extensions/v1beta1"},
+		{name: "--fail-on-warn fails on a policy warning", args: []string{"check", "--fail-on-warn", "-f", "-"}, code: 1, stdin: latest,
+			stdout: []string{"warn: [image-pinned]", "1 warned"}},
+		{name: "github annotations on the workload's line", args: []string{"check", "-o", "github", "-f", "-"}, code: 1,
+			stdin:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + mustRead(t, filepath.Join(seeds, "surge-app.yaml")),
+			stdout: []string{"::error file=-,line=5,title=rollout-guard surge-unavailable Deployment/surge-app::"}},
 		{name: "unknown field is an input error", args: []string{"check", "-f", "-"}, code: 2,
 			stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3}\n", stderr: `unknown field "replicaz"`},
 		{name: "malformed YAML is an input error", args: []string{"check", "-f", "-"}, code: 2,
@@ -150,6 +187,14 @@ func TestInvalidOptionsNameEveryField(t *testing.T) {
 	if code, _, errOut := runCLI(t, "", "webhook", "--config", cfg); code != 2 || !strings.Contains(errOut, `unknown field "webhook.prot"`) {
 		t.Errorf("unknown config field: exit %d\n%s", code, errOut)
 	}
+}
+
+// stripComment drops a manifest's leading comment lines.
+func stripComment(s string) string {
+	for strings.HasPrefix(s, "#") {
+		_, s, _ = strings.Cut(s, "\n")
+	}
+	return s
 }
 
 func mustRead(t *testing.T, path string) string {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,15 +38,17 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(&inputs, "f", "manifest file, directory or - for standard input (repeatable)")
 	fs.Var(&policyPaths, "policy", "RolloutPolicy manifest file or directory (repeatable)")
 	fs.Var(&exceptionPaths, "exception", "RolloutPolicyException manifest file or directory (repeatable)")
-	output := fs.String("o", "text", "output format: text or json")
+	output := fs.String("o", "text", "output format: text, json, or github (GitHub Actions annotations)")
+	failOnWarn := fs.Bool("fail-on-warn", false, "exit 1 when a policy warns, as when one denies")
+	allowEmpty := fs.Bool("allow-empty", false, "an input without any apps/v1 Deployment, StatefulSet or DaemonSet is not an error")
 	configFile := fs.String("config", "", "rollout-guard config file, for the same defaults and policy settings as the cluster")
 	client := fs.String("client", string(check.ClientApply), "how the manifests reach the cluster: apply (kubectl apply, Helm 4, GitOps: what was written is kept) "+
 		"or create (kubectl create/replace, Helm 3, client-go: a value equal to the API default counts as unset)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if len(inputs) == 0 || fs.NArg() > 0 || (*output != "text" && *output != "json") || (*client != string(check.ClientApply) && *client != string(check.ClientCreate)) {
-		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json] [--config FILE] [--client apply|create]")
+	if len(inputs) == 0 || fs.NArg() > 0 || !slices.Contains([]string{"text", "json", "github"}, *output) || (*client != string(check.ClientApply) && *client != string(check.ClientCreate)) {
+		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github] [--fail-on-warn] [--allow-empty] [--config FILE] [--client apply|create]")
 		return exitUsage
 	}
 	opts := config.Default()
@@ -73,42 +76,95 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stderr, "rollout-guard check:", err)
 		return exitUsage
 	}
+	// Every input error is reported, not only the first: a CI run should show them all at once.
 	var findings []check.Finding
+	inputErrors := 0
+	report := func(err error) {
+		for _, e := range splitErrors(err) {
+			fmt.Fprintln(stderr, "rollout-guard check:", e)
+			inputErrors++
+		}
+	}
 	for _, in := range inputs {
 		docs, err := check.Read(in, stdin)
-		if err != nil {
-			fmt.Fprintln(stderr, "rollout-guard check:", err)
-			return exitUsage
-		}
+		report(err)
 		for _, d := range docs {
 			f, err := checker.Check(ctx, d)
-			if err != nil {
-				fmt.Fprintln(stderr, "rollout-guard check:", err)
-				return exitUsage
-			}
+			report(err)
 			if f != nil {
 				findings = append(findings, *f)
 			}
 		}
 	}
-	denied := 0
+	if len(findings) == 0 && inputErrors == 0 && !*allowEmpty {
+		report(fmt.Errorf("no apps/v1 Deployment, StatefulSet or DaemonSet in %s; pass --allow-empty if that is expected", strings.Join(inputs, ", ")))
+	}
+	denied, warned := 0, 0
 	for _, f := range findings {
 		if f.Denied() {
 			denied++
 		}
+		if f.Warned() {
+			warned++
+		}
 	}
-	if *output == "json" {
+	switch *output {
+	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"findings": findings, "workloads": len(findings), "denied": denied})
-	} else {
+		_ = enc.Encode(map[string]any{"findings": findings, "workloads": len(findings), "denied": denied, "warned": warned, "inputErrors": inputErrors})
+	case "github":
+		printGitHub(stdout, findings)
+	default:
 		printFindings(stdout, findings)
-		fmt.Fprintf(stdout, "%d workloads checked, %d denied\n", len(findings), denied)
+		fmt.Fprintf(stdout, "%d workloads checked, %d denied, %d warned\n", len(findings), denied, warned)
 	}
-	if denied > 0 {
+	switch {
+	case inputErrors > 0:
+		return exitUsage
+	case denied > 0 || (*failOnWarn && warned > 0):
 		return exitViolations
 	}
 	return exitClean
+}
+
+// splitErrors unwraps errors.Join, so that each input error is a line of its own.
+func splitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// printGitHub writes GitHub Actions workflow commands: a denial is an error and a policy warning a warning, each on
+// the file and line where its workload starts, so that they show on the pull request's diff.
+func printGitHub(w io.Writer, findings []check.Finding) {
+	for _, f := range findings {
+		for _, v := range f.Violations {
+			level := "warning"
+			if v.Enforcement == policies.Deny {
+				level = "error"
+			}
+			fmt.Fprintf(w, "::%s file=%s,line=%d,title=%s::%s\n", level, ghProperty(f.File), max(f.Line, 1),
+				ghProperty(fmt.Sprintf("rollout-guard %s %s/%s", v.Policy, f.Kind, f.Name)), ghData(policies.Describe(v)))
+		}
+	}
+}
+
+// ghData and ghProperty escape a workflow command's message and property values as GitHub's toolkit does.
+func ghData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func ghProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
 func printFindings(w io.Writer, findings []check.Finding) {
@@ -117,7 +173,7 @@ func printFindings(w io.Writer, findings []check.Finding) {
 		if f.Denied() {
 			verdict = "DENIED"
 		}
-		fmt.Fprintf(w, "%s (document %d) %s/%s: %s\n", f.File, f.Document, f.Kind, f.Name, verdict)
+		fmt.Fprintf(w, "%s %s/%s: %s\n", f.Where(), f.Kind, f.Name, verdict)
 		for _, v := range f.Violations {
 			fmt.Fprintf(w, "  %s: %s\n", v.Enforcement, policies.Describe(v))
 		}

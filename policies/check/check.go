@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rollout-guard/rollout-guard/config"
@@ -26,10 +29,12 @@ import (
 	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 )
 
-// Document is one YAML document of an input.
+// Document is one YAML document of an input, or one item of a List document.
 type Document struct {
 	File  string // path, or "-" for standard input
 	Index int    // 1-based position in the file
+	Line  int    // line of the file where the document starts
+	Item  int    // 1-based position in a List document (what kubectl get -o yaml prints); 0 outside a List
 	Data  []byte
 }
 
@@ -37,11 +42,23 @@ type Document struct {
 type Finding struct {
 	File       string               `json:"file"`
 	Document   int                  `json:"document"`
+	Line       int                  `json:"line"`
+	Item       int                  `json:"item,omitempty"`
 	Kind       string               `json:"kind"`
 	Name       string               `json:"name"`
 	Mutations  []string             `json:"mutations,omitempty"`
 	Violations []policies.Violation `json:"violations,omitempty"`
 	Warnings   []string             `json:"warnings,omitempty"`
+}
+
+// Where names the finding's place in its input: file (document N[, item M]).
+func (f Finding) Where() string {
+	return where(Document{File: f.File, Index: f.Document, Item: f.Item})
+}
+
+// Warned reports whether a policy warns about the workload.
+func (f Finding) Warned() bool {
+	return slices.ContainsFunc(f.Violations, func(v policies.Violation) bool { return v.Enforcement == policies.Warn })
 }
 
 // Denied reports whether the cluster would refuse the workload.
@@ -127,10 +144,14 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 		Kind       string `json:"kind"`
 	}
 	if err := yaml.Unmarshal(doc.Data, &head); err != nil {
-		return nil, fmt.Errorf("%s: %w", where(doc), err)
+		return nil, fmt.Errorf("%s: %w", whereLine(doc), fileLines(doc, err))
 	}
 	var obj any
 	switch {
+	case removedAPIs[head.APIVersion] && workloadKinds[head.Kind]:
+		// Skipping it would pass a manifest the cluster refuses.
+		return nil, fmt.Errorf("%s: %s uses apiVersion %s, which Kubernetes removed in 1.16: use apiVersion: apps/v1, which also requires spec.selector (matching the template's labels)",
+			whereLine(doc), head.Kind, head.APIVersion)
 	case head.APIVersion != "apps/v1":
 		return nil, nil
 	case head.Kind == "Deployment":
@@ -144,14 +165,14 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 	}
 	// Strict, like kubectl's server-side field validation: a typo is an error, not a silent default.
 	if err := yaml.UnmarshalStrict(doc.Data, obj); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", where(doc), head.Kind, err)
+		return nil, fmt.Errorf("%s: %s: %w", whereLine(doc), head.Kind, fileLines(doc, err))
 	}
 	var manifest map[string]any
 	if err := yaml.Unmarshal(doc.Data, &manifest); err != nil {
-		return nil, fmt.Errorf("%s: %w", where(doc), err)
+		return nil, fmt.Errorf("%s: %w", whereLine(doc), fileLines(doc, err))
 	}
 	mutate.APIDefaults(obj)
-	f := &Finding{File: doc.File, Document: doc.Index, Kind: head.Kind}
+	f := &Finding{File: doc.File, Document: doc.Index, Line: doc.Line, Item: doc.Item, Kind: head.Kind}
 	meta := metaOf(obj)
 	f.Name = meta.name
 	if !mutate.OptedOut(meta.annotations) {
@@ -235,13 +256,51 @@ func metaOf(obj any) objectMeta {
 	return objectMeta{}
 }
 
-func where(d Document) string { return fmt.Sprintf("%s (document %d)", d.File, d.Index) }
+// Workload kinds, and the API versions that served them before apps/v1 and were removed in Kubernetes 1.16.
+var (
+	workloadKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
+	removedAPIs   = map[string]bool{"apps/v1beta1": true, "apps/v1beta2": true, "extensions/v1beta1": true}
+)
 
-// Read splits a file, every .yaml/.yml/.json file of a directory, or
-// standard input ("-") into documents.
+func where(d Document) string {
+	if d.Item > 0 {
+		return fmt.Sprintf("%s (document %d, item %d)", d.File, d.Index, d.Item)
+	}
+	return fmt.Sprintf("%s (document %d)", d.File, d.Index)
+}
+
+// whereLine is where, with the line the document starts at, as editors and CI annotations name places.
+func whereLine(d Document) string {
+	if d.Line == 0 {
+		return where(d)
+	}
+	return fmt.Sprintf("%s:%d%s", d.File, d.Line, strings.TrimPrefix(where(d), d.File))
+}
+
+// yamlLine is how YAML errors name a line: of the document, which the file's line replaces.
+var yamlLine = regexp.MustCompile(`\bline (\d+)`)
+
+// fileLines rewrites the document-relative line numbers of a YAML error into the file's.
+func fileLines(d Document, err error) error {
+	if d.Line == 0 || d.Item > 0 {
+		return err
+	}
+	msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, convErr := strconv.Atoi(yamlLine.FindStringSubmatch(m)[1])
+		if convErr != nil {
+			return m
+		}
+		return fmt.Sprintf("line %d", d.Line+n-1)
+	})
+	return errors.New(msg)
+}
+
+// Read splits a file, every .yaml/.yml/.json file under a directory (nested ones too, in lexical order, hidden ones
+// skipped), or standard input ("-") into documents, and List documents (kind: List, or a typed list such as
+// DeploymentList) into their items. It returns every document it could read and every error, joined.
 func Read(path string, stdin io.Reader) ([]Document, error) {
 	if path == "-" {
-		return split("-", stdin)
+		return splitAll("-", stdin)
 	}
 	info, err := os.Stat(path)
 	if err != nil {
@@ -250,52 +309,106 @@ func Read(path string, stdin io.Reader) ([]Document, error) {
 	files := []string{path}
 	if info.IsDir() {
 		files = nil
-		entries, err := os.ReadDir(path)
+		err := filepath.WalkDir(path, func(p string, e fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				return err
+			case e.IsDir() && p != path && strings.HasPrefix(e.Name(), "."):
+				return filepath.SkipDir // .git and the like
+			case e.IsDir():
+				return nil
+			}
+			if ext := filepath.Ext(e.Name()); ext == ".yaml" || ext == ".yml" || ext == ".json" {
+				files = append(files, p)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		for _, e := range entries {
-			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
 		}
 		if len(files) == 0 {
 			return nil, fmt.Errorf("%s: no .yaml, .yml or .json files", path)
 		}
 	}
 	var docs []Document
+	var errs []error
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return nil, err
-		}
-		d, err := split(f, fh)
-		fh.Close()
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, d...)
-	}
-	return docs, nil
-}
-
-func split(name string, r io.Reader) ([]Document, error) {
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
-	var docs []Document
-	for i := 1; ; i++ {
-		data, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s (document %d): %w", name, i, err)
-		}
-		if len(bytes.TrimSpace(stripComments(data))) == 0 {
-			i--
+			errs = append(errs, err)
 			continue
 		}
-		docs = append(docs, Document{File: name, Index: i, Data: data})
+		d, err := splitAll(f, fh)
+		fh.Close()
+		docs = append(docs, d...)
+		errs = append(errs, err)
 	}
+	return docs, errors.Join(errs...)
+}
+
+// splitAll splits and expands Lists.
+func splitAll(name string, r io.Reader) ([]Document, error) {
+	docs, err := split(name, r)
+	var out []Document
+	errs := []error{err}
+	for _, d := range docs {
+		items, err := expandList(d)
+		out = append(out, items...)
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
+}
+
+// expandList returns the items of a List document, each a Document of its own, or the document itself.
+func expandList(d Document) ([]Document, error) {
+	var list struct {
+		Kind  string            `json:"kind"`
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := yaml.Unmarshal(d.Data, &list); err != nil || !strings.HasSuffix(list.Kind, "List") || list.Items == nil {
+		return []Document{d}, nil // not a list; a document that does not parse is reported by Check
+	}
+	var out []Document
+	for i, item := range list.Items {
+		out = append(out, Document{File: d.File, Index: d.Index, Line: d.Line, Item: i + 1, Data: item})
+	}
+	return out, nil
+}
+
+// split cuts a stream into its YAML documents at "---" lines, keeping the line each starts at. A document that is
+// only comments or blank is no document.
+func split(name string, r io.Reader) ([]Document, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	var docs []Document
+	var cur bytes.Buffer
+	start, line := 1, 0
+	flush := func() {
+		if data := cur.Bytes(); len(bytes.TrimSpace(stripComments(data))) > 0 {
+			docs = append(docs, Document{File: name, Index: len(docs) + 1, Line: start, Data: bytes.Clone(data)})
+		}
+		cur.Reset()
+	}
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if text == "---" || strings.HasPrefix(text, "--- ") || strings.HasPrefix(text, "---\t") {
+			flush()
+			start = line + 1
+			continue
+		}
+		if cur.Len() == 0 && strings.TrimSpace(text) == "" {
+			start = line + 1 // a document starts at its first line with content
+			continue
+		}
+		cur.WriteString(text)
+		cur.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return docs, fmt.Errorf("%s:%d: %w", name, line, err)
+	}
+	flush()
+	return docs, nil
 }
 
 func stripComments(b []byte) []byte {
