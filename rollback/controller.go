@@ -115,6 +115,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	log := logf.FromContext(ctx)
 	snap, err := r.observe(ctx, req.NamespacedName)
 	if apierrors.IsNotFound(err) {
+		r.metrics.workloads.Clear("Deployment", req.Namespace, req.Name)
 		return reconcile.Result{}, nil
 	}
 	if err != nil {
@@ -222,6 +223,9 @@ func (r *Reconciler) act(ctx context.Context, snap Snapshot, dec Decision) error
 	case ActionNone:
 		return nil
 	case ActionMarkGood:
+		if revisionOf(dec.Subject) == d.Annotations[revisionAnnotation] {
+			r.metrics.workloads.Clear("Deployment", d.Namespace, d.Name)
+		}
 		return annotate(ctx, r.client, dec.Subject, AnnotationKnownGood, stamp)
 	case ActionMarkRolledBack:
 		return annotate(ctx, r.client, dec.Subject, AnnotationRolledBack, stamp)
@@ -281,6 +285,7 @@ func (a actor) undo(ctx context.Context, w, subject client.Object, subjectHash s
 		a.metrics.reaction.Observe(a.now().Sub(signal).Seconds())
 	}
 	a.recorder.Eventf(w, target, corev1.EventTypeWarning, ReasonRolledBack, "Rollback", "%s", detail)
+	a.metrics.workloads.Set(kindOf(w), w.GetNamespace(), w.GetName(), stateRolledBack)
 	return nil
 }
 
@@ -291,6 +296,7 @@ func (a actor) report(ctx context.Context, w client.Object, subject runtime.Obje
 		return err
 	}
 	a.metrics.stalls.WithLabelValues(string(la.Cause)).Inc()
+	a.metrics.workloads.Set(kindOf(w), w.GetNamespace(), w.GetName(), stateStalled)
 	switch la.Action {
 	case ActionReport:
 		a.recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonStallDetected, "Report", "%s", la.Message)
@@ -302,6 +308,19 @@ func (a actor) report(ctx context.Context, w client.Object, subject runtime.Obje
 		a.recorder.Eventf(w, subject, corev1.EventTypeWarning, ReasonRollbackSkipped, "Skip", "%s", la.Message)
 	}
 	return nil
+}
+
+// kindOf names a workload's kind for metrics and messages (typed objects carry no TypeMeta).
+func kindOf(w client.Object) string {
+	switch w.(type) {
+	case *appsv1.Deployment:
+		return "Deployment"
+	case *appsv1.StatefulSet:
+		return "StatefulSet"
+	case *appsv1.DaemonSet:
+		return "DaemonSet"
+	}
+	return w.GetObjectKind().GroupVersionKind().Kind
 }
 
 // withdrawIntent removes the rollback intent from subject after this watcher's undo of w failed, unless the undo was

@@ -1,6 +1,10 @@
 package rollback
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the watcher's Prometheus collectors.
 type Metrics struct {
@@ -11,6 +15,7 @@ type Metrics struct {
 	// Labelled by what platform teams write (analysis and query names), never by workload: bounded cardinality.
 	analysisRuns  *prometheus.CounterVec
 	analysisValue *prometheus.GaugeVec
+	workloads     *workloadStates
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -19,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rollout_guard_rollbacks_total",
 			Help: "Automatic rollbacks by stall cause and result (success, dryrun, skipped, failed).",
-		}, []string{"reason", "result"}),
+		}, []string{"cause", "result"}),
 		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rollout_guard_stalls_detected_total",
 			Help: "Stalled rollouts acted on (rolled back, skipped, dry run or reported), by cause.",
@@ -42,10 +47,64 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "The latest value a RolloutAnalysis query returned, across the revisions it judges.",
 		}, []string{"analysis", "query"}),
 	}
-	for _, c := range []prometheus.Collector{m.rollbacks, m.stalls, m.reaction, m.breakerOpen, m.analysisRuns, m.analysisValue} {
+	m.workloads = newWorkloadStates(maxWorkloadStates)
+	for _, c := range []prometheus.Collector{m.rollbacks, m.stalls, m.reaction, m.breakerOpen, m.analysisRuns, m.analysisValue, m.workloads.gauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// Workload states of rollout_guard_workload_state.
+const (
+	stateStalled    = "stalled"     // its latest revision stalled and was reported, skipped or dry-run
+	stateRolledBack = "rolled_back" // the watcher rolled its latest revision back
+	// maxWorkloadStates bounds the gauge's series: alerts name the workloads in trouble, and a cluster where more
+	// than this many are has a problem that the circuit breaker and the totals already show.
+	maxWorkloadStates = 500
+)
+
+// workloadStates is rollout_guard_workload_state{kind,namespace,name,state}: 1 for each workload whose latest
+// revision is stalled or rolled back, so that an alert can name the workload and route to its team. A workload's
+// series goes when a revision of it is known-good again or it is deleted.
+type workloadStates struct {
+	gauge *prometheus.GaugeVec
+	max   int
+	mu    sync.Mutex
+	set   map[[3]string]string // kind, namespace, name -> state
+}
+
+func newWorkloadStates(limit int) *workloadStates {
+	return &workloadStates{max: limit, set: map[[3]string]string{}, gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rollout_guard_workload_state",
+		Help: "1 for each workload whose latest revision is stalled or was rolled back (at most 500 series).",
+	}, []string{"kind", "namespace", "name", "state"})}
+}
+
+// Set records a workload's state; beyond the bound a new workload is not recorded.
+func (w *workloadStates) Set(kind, namespace, name, state string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := [3]string{kind, namespace, name}
+	old, known := w.set[key]
+	if !known && len(w.set) >= w.max {
+		return
+	}
+	if known && old != state {
+		w.gauge.DeleteLabelValues(kind, namespace, name, old)
+	}
+	w.set[key] = state
+	w.gauge.WithLabelValues(kind, namespace, name, state).Set(1)
+}
+
+// Clear removes a workload's series.
+func (w *workloadStates) Clear(kind, namespace, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := [3]string{kind, namespace, name}
+	if old, ok := w.set[key]; ok {
+		w.gauge.DeleteLabelValues(kind, namespace, name, old)
+		delete(w.set, key)
+	}
 }

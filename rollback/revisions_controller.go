@@ -67,6 +67,7 @@ func (r *RevisionReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 	log := logf.FromContext(ctx)
 	snap, err := r.observe(ctx, req.NamespacedName)
 	if apierrors.IsNotFound(err) {
+		r.metrics.workloads.Clear(r.kind, req.Namespace, req.Name)
 		return reconcile.Result{}, nil
 	}
 	if err != nil {
@@ -169,6 +170,7 @@ func (r *RevisionReconciler) act(ctx context.Context, snap RevisionSnapshot, dec
 	case ActionNone:
 		return nil
 	case ActionMarkGood:
+		r.metrics.workloads.Clear(r.kind, w.GetNamespace(), w.GetName()) // DecideRevisions marks only the update revision
 		return annotate(ctx, r.client, dec.Subject, AnnotationKnownGood, stamp)
 	case ActionMarkRolledBack:
 		return annotate(ctx, r.client, dec.Subject, AnnotationRolledBack, stamp)

@@ -15,11 +15,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -72,7 +74,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rollout-guard:", err)
 		return 2
 	}
-	ctrl.SetLogger(newLogger(logOpts, stderr))
+	logger := newLogger(logOpts, stderr)
+	ctrl.SetLogger(logger)
+	// client-go logs (leader election, watches) through klog: the same structured logger, so there is one format.
+	klog.SetLogger(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cmd, opts); err != nil {
@@ -88,13 +93,16 @@ func serve(ctx context.Context, cmd string, opts config.Options) error {
 		return err
 	}
 	cfg.QPS, cfg.Burst = opts.KubeAPIQPS, opts.KubeAPIBurst
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+	scheme := k8sruntime.NewScheme()
+	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return err
 		}
 	}
 	var reg prometheus.Registerer = ctrlmetrics.Registry
+	if err := reg.Register(buildInfo()); err != nil {
+		return err
+	}
 	switch cmd {
 	case "webhook":
 		s, err := webhook.NewServer(cfg, opts, scheme, reg)
@@ -109,6 +117,16 @@ func serve(ctx context.Context, cmd string, opts config.Options) error {
 		}
 		return w.Start(ctx)
 	}
+}
+
+// buildInfo is rollout_guard_build_info: what each component was built from, for dashboards and alerts to join on.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rollout_guard_build_info",
+		Help: "1, labelled with the version, commit, build date and Go version rollout-guard was built with.",
+	}, []string{"version", "commit", "date", "goversion"})
+	g.WithLabelValues(version, commit, date, runtime.Version()).Set(1)
+	return g
 }
 
 const usage = `rollout-guard makes Kubernetes workload updates safe by default.

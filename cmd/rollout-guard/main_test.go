@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -204,4 +208,22 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Each component exports what it was built from, as version prints it.
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(buildInfo())
+	got, err := testutil.GatherAndCount(reg, "rollout_guard_build_info")
+	if err != nil || got != 1 {
+		t.Fatalf("%d rollout_guard_build_info series (%v), want 1", got, err)
+	}
+	want := fmt.Sprintf(`
+# HELP rollout_guard_build_info 1, labelled with the version, commit, build date and Go version rollout-guard was built with.
+# TYPE rollout_guard_build_info gauge
+rollout_guard_build_info{commit=%q,date=%q,goversion=%q,version=%q} 1
+`, commit, date, runtime.Version(), version)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rollout_guard_build_info"); err != nil {
+		t.Error(err)
+	}
 }

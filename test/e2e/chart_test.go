@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -180,6 +181,7 @@ func TestChartRendersLintsAndValidates(t *testing.T) {
 	checkCustomNamespaceSelector(t)
 	checkAlertRules(t)
 	checkAnalysisValues(t)
+	checkDashboard(t)
 
 	// Restricted pod security on every container.
 	for _, doc := range documents(t, withCM, "Deployment") {
@@ -245,8 +247,9 @@ func checkAlertRules(t *testing.T) {
 		Spec struct {
 			Groups []struct {
 				Rules []struct {
-					Alert string `json:"alert"`
-					Expr  string `json:"expr"`
+					Alert       string            `json:"alert"`
+					Expr        string            `json:"expr"`
+					Annotations map[string]string `json:"annotations"`
 				} `json:"rules"`
 			} `json:"groups"`
 		} `json:"spec"`
@@ -264,9 +267,20 @@ func checkAlertRules(t *testing.T) {
 		}
 	}
 	exprs := map[string]string{}
+	readme := mustReadFile(t, filepath.Join(chartDir(), "README.md"))
 	for _, g := range rule.Spec.Groups {
 		for _, r := range g.Rules {
 			exprs[r.Alert] = r.Expr
+			// Someone paged at night reads the description and follows the runbook.
+			if r.Annotations["description"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("alert %s lacks a summary or a description", r.Alert)
+			}
+			if want := "/charts/rollout-guard/README.md#" + strings.ToLower(r.Alert); !strings.HasSuffix(r.Annotations["runbook_url"], want) {
+				t.Errorf("alert %s: runbook_url %q, want one ending in %s", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			if !strings.Contains(readme, "\n### "+r.Alert+"\n") {
+				t.Errorf("alert %s has no runbook section in the chart README", r.Alert)
+			}
 		}
 	}
 	for _, alert := range []string{"RolloutGuardWebhookDown", "RolloutGuardWatcherDown"} {
@@ -346,6 +360,50 @@ func checkAnalysisValues(t *testing.T) {
 	}
 	if out, err := helm(t, "template", "rg", chartDir(), "--set", "certManager.enabled=false", "--set", "analysis.builtIns.enabled=false"); err != nil || len(documents(t, out, "RolloutAnalysis")) != 0 {
 		t.Errorf("analysis.builtIns.enabled=false still renders analyses (err %v)", err)
+	}
+}
+
+// Every panel of the dashboard is filtered by the cluster, namespace and job variables, which rollout_guard_build_info
+// feeds, and is PromQL that Prometheus' parser accepts.
+func checkDashboard(t *testing.T) {
+	t.Helper()
+	var dash struct {
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Query any    `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal([]byte(mustReadFile(t, filepath.Join(chartDir(), "dashboards", "rollout-guard.json"))), &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	vars := map[string]string{}
+	for _, v := range dash.Templating.List {
+		vars[v.Name] = fmt.Sprint(v.Query)
+	}
+	for _, v := range []string{"cluster", "namespace", "job"} {
+		if !strings.Contains(vars[v], "rollout_guard_build_info") {
+			t.Errorf("dashboard variable %s = %q, want one read from rollout_guard_build_info", v, vars[v])
+		}
+	}
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, v := range []string{`cluster=~"$cluster"`, `namespace=~"$namespace"`, `job=~"$job"`} {
+				if !strings.Contains(target.Expr, v) {
+					t.Errorf("panel %q: %s is not filtered by %s", p.Title, target.Expr, v)
+				}
+			}
+			if _, err := promparser.NewParser(promparser.Options{}).ParseExpr(strings.NewReplacer("$cluster", ".*", "$namespace", ".*", "$job", ".*").Replace(target.Expr)); err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+			}
+		}
 	}
 }
 
