@@ -31,8 +31,9 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/rollout-guard (static, as it would ship in an image)
+build: ## Build bin/rollout-guard (static, as it would ship in an image) and the kubectl plugin link bin/kubectl-rollout_guard
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rollout-guard ./cmd/rollout-guard
+	ln -sf rollout-guard bin/kubectl-rollout_guard
 
 .PHONY: image
 image: ## Build rollout-guard's image without Docker: an OCI index for PLATFORMS in .cache/image; prints its digest

@@ -5,6 +5,7 @@
 //	rollout-guard check     run the policies on manifests offline
 //	rollout-guard test      run Rego policy tests
 //	rollout-guard selftest  check that both webhooks answer through the API server (helm test)
+//	rollout-guard status    one workload's revisions, marks, last action, Events, exceptions and verdict
 //	rollout-guard version   print the version
 package main
 
@@ -61,6 +62,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runTest(context.Background(), rest, stdout, stderr)
 	case "selftest":
 		return runSelfTest(context.Background(), rest, stdout, stderr)
+	case "status":
+		return runStatus(context.Background(), rest, stdout, stderr)
 	}
 	if cmd != "webhook" && cmd != "watcher" {
 		fmt.Fprintf(stderr, "rollout-guard: unknown command %q\n\n%s", cmd, usage)
@@ -144,6 +147,11 @@ Usage:
   rollout-guard selftest [--namespace NS] [--kubeconfig FILE]
                                   check through the API server that both webhooks answer in NS, by
                                   server-side dry runs (exit 0 both answer, 1 not, 2 error); helm test runs it
+  rollout-guard status [-n NAMESPACE] [-o text|json] KIND/NAME
+                                  one workload's story: its revisions with their images and the watcher's
+                                  marks, the last action and rollout-guard's Events, the exceptions in force,
+                                  the policies' verdict now (also as the kubectl plugin kubectl-rollout_guard:
+                                  kubectl rollout-guard status deployment/web)
   rollout-guard version           print the version
 
 Run "rollout-guard COMMAND --help" for the flags of a command.

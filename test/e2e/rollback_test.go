@@ -2,6 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +150,7 @@ func TestRollbackSeedsStory(t *testing.T) {
 	if got := state("rolled_back"); got != 1 {
 		t.Errorf("rollout_guard_workload_state{state=rolled_back} = %v after the rollback, want 1", got)
 	}
+	checkStatus(t, ns)
 
 	// The same bad image again, as a GitOps sync or a script would apply it: the suite's config denies a revision
 	// rolled back within the window (known-bad-revision), saying when, why and how to retry, and the good revision
@@ -272,5 +278,54 @@ func TestRollbackDoesNotFightManualUndo(t *testing.T) {
 	}
 	if la := d.Annotations["rollout-guard.io/last-action"]; la != "" {
 		t.Errorf("the watcher acted after a manual undo: %s", la)
+	}
+}
+
+// rollout-guard status, and the same through kubectl as a plugin, tell the seed story's rollback: the revisions with
+// their images and marks, the cause, and the verdict now.
+func checkStatus(t *testing.T, ns string) {
+	t.Helper()
+	out, err := exec.Command(suite.binary, "status", "--kubeconfig", suite.cluster.Kubeconfig, "-n", ns, "deployment/nginx-deployment").CombinedOutput()
+	if err != nil {
+		t.Fatalf("rollout-guard status: %v\n%s", err, out)
+	}
+	t.Logf("rollout-guard status:\n%s", out)
+	for _, want := range []string{"Deployment " + ns + "/nginx-deployment", "4 (current)", "nginx:1.161", "rolled back 20", "known-good 20",
+		"Last action: Rollback (ImagePullBackOff)", "RolloutGuardRolledBack", "Policies now: admitted"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+	// kubectl runs kubectl-rollout_guard from PATH for `kubectl rollout-guard`.
+	plugins := t.TempDir()
+	if err := os.Symlink(suite.binary, filepath.Join(plugins, "kubectl-rollout_guard")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(suite.kubectl, "rollout-guard", "status", "-n", ns, "-o", "json", "deployment/nginx-deployment")
+	cmd.Env = append(os.Environ(), "PATH="+plugins+":"+os.Getenv("PATH"), "KUBECONFIG="+suite.cluster.Kubeconfig)
+	js, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl rollout-guard status: %v", err)
+	}
+	var report struct {
+		Revisions []struct {
+			Revision   int64  `json:"revision"`
+			RolledBack string `json:"rolledBack"`
+		} `json:"revisions"`
+		LastAction struct {
+			Cause string `json:"cause"`
+		} `json:"lastAction"`
+	}
+	if err := json.Unmarshal(js, &report); err != nil {
+		t.Fatalf("kubectl rollout-guard status -o json: %v\n%s", err, js)
+	}
+	rolledBack := slices.ContainsFunc(report.Revisions, func(r struct {
+		Revision   int64  `json:"revision"`
+		RolledBack string `json:"rolledBack"`
+	}) bool {
+		return r.Revision == 3 && r.RolledBack != ""
+	})
+	if len(report.Revisions) != 3 || !rolledBack || report.LastAction.Cause != "ImagePullBackOff" {
+		t.Errorf("kubectl rollout-guard status -o json: %s", js)
 	}
 }
