@@ -194,7 +194,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		if err != nil {
 			return nil, &CompileError{Policy: p.Name, Err: fmt.Errorf("parameters: %w", err)}
 		}
-		if _, err := ast.TransformRefs(module, func(ref ast.Ref) (ast.Value, error) {
+		if err := rewriteParameters(module, func(ref ast.Ref) (ast.Value, error) {
 			if len(ref) >= 2 && ref[0].Equal(ast.InputRootDocument) && ref[1].Equal(ast.StringTerm("parameters")) {
 				return parameterRef(p.Name, constants, ref[2:]), nil
 			}
@@ -289,6 +289,35 @@ func ownDataOnly(module *ast.Module, pkg string) error {
 		row = bad[0].Location.Row
 	}
 	return fmt.Errorf("line %d: %s reads outside the policy's own package: a policy may read input, its own rules and data.%s only", row, bad, libraryPackage)
+}
+
+// rewriteParameters applies f to every reference of module, including those in `some x in ...` declarations, which
+// ast.TransformRefs does not enter: left there, input.parameters would be undefined at evaluation, and a rule such as
+// `some label in input.parameters.labels` would silently never fire.
+func rewriteParameters(module *ast.Module, f func(ast.Ref) (ast.Value, error)) error {
+	var err error
+	ast.WalkExprs(module, func(e *ast.Expr) bool {
+		decl, ok := e.Terms.(*ast.SomeDecl)
+		if !ok || err != nil {
+			return err != nil
+		}
+		for _, sym := range decl.Symbols {
+			var v any
+			if v, err = ast.TransformRefs(sym.Value, f); err != nil {
+				return true
+			}
+			if sym.Value, ok = v.(ast.Value); !ok {
+				err = fmt.Errorf("rewrite of %v gave %T", sym, v)
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	_, err = ast.TransformRefs(module, f)
+	return err
 }
 
 // parameterRef replaces a policy's reference to input.parameters<path>.

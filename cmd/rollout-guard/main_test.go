@@ -75,6 +75,17 @@ spec:
 	}
 	oldAPI := "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: legacy}\nspec:\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: a, image: nginx:1.7.9}]}\n"
 	latest := strings.ReplaceAll(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "nginx:1.7.9", "nginx:latest")
+	suiteDir := t.TempDir()
+	failingSuite, emptySuite := filepath.Join(suiteDir, "failing.yaml"), filepath.Join(suiteDir, "empty.yaml")
+	indented := "    " + strings.ReplaceAll(strings.TrimSpace(latest), "\n", "\n    ")
+	for path, content := range map[string]string{
+		failingSuite: "cases:\n- name: a latest tag warns\n  expect: {image-pinned: warn}\n  object: |\n" + indented + "\n- name: a latest tag is fine\n  expect: {image-pinned: pass}\n  object: |\n" + indented + "\n",
+		emptySuite:   "cases:\n- name: nothing\n  expect: {}\n  object: |\n" + indented + "\n",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name      string
 		stdin     string
@@ -144,6 +155,10 @@ spec:
 		{name: "github annotations on the workload's line", args: []string{"check", "-o", "github", "-f", "-"}, code: 1,
 			stdin:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + mustRead(t, filepath.Join(seeds, "surge-app.yaml")),
 			stdout: []string{"::error file=-,line=5,title=rollout-guard surge-unavailable Deployment/surge-app::"}},
+		{name: "a failing suite case shows the expected and the actual verdict, with the policy's message", args: []string{"test", "--suite", failingSuite}, code: 1,
+			stdout: []string{"FAIL " + failingSuite + ": a latest tag is fine", "image-pinned: expected pass, got warn:", "[image-pinned] spec.template.spec.containers[0].image = nginx:latest", "suites: 1 passed, 1 failed"}},
+		{name: "a suite case that expects nothing is refused", args: []string{"test", "--suite", emptySuite}, code: 1,
+			stdout: []string{"expect names no policy"}},
 		{name: "unknown field is an input error", args: []string{"check", "-f", "-"}, code: 2,
 			stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3}\n", stderr: `unknown field "replicaz"`},
 		{name: "malformed YAML is an input error", args: []string{"check", "-f", "-"}, code: 2,
@@ -208,6 +223,21 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The example RolloutPolicies pass their suites: what make test runs for the library under examples/.
+func TestExampleSuites(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "test", "--suite", filepath.Join("..", "..", "examples"))
+	if code != 0 || !strings.Contains(out, " 0 failed") {
+		t.Fatalf("example suites: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(out, "PASS "); n < 20 {
+		t.Errorf("only %d example cases ran:\n%s", n, out)
+	}
+	dirs, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*", "suite.yaml"))
+	if len(dirs) < 10 {
+		t.Errorf("%d example policies with a suite, want at least 10", len(dirs))
+	}
 }
 
 // Each component exports what it was built from, as version prints it.

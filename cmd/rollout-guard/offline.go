@@ -186,13 +186,19 @@ func printFindings(w io.Writer, findings []check.Finding) {
 	}
 }
 
-// runTest is `rollout-guard test [DIR]`: the Rego tests of DIR, or of the built-in policies.
+// runTest is `rollout-guard test [DIR]`: the Rego tests of DIR, or of the built-in policies; with --suite, the
+// suites of RolloutPolicy manifests.
 func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rollout-guard test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil || fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: rollout-guard test [DIR]")
+	suite := fs.String("suite", "", "a suite file, or a directory whose suite.yaml files to run: RolloutPolicy manifests and the verdicts expected of them")
+	configFile := fs.String("config", "", "rollout-guard config file, for the cluster's defaults and policy settings (with --suite)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 1 || (*suite != "" && fs.NArg() > 0) {
+		fmt.Fprintln(stderr, "usage: rollout-guard test [DIR] | rollout-guard test --suite FILE|DIR [--config FILE]")
 		return exitUsage
+	}
+	if *suite != "" {
+		return runSuites(ctx, *suite, *configFile, stdout, stderr)
 	}
 	var files map[string]string
 	var err error
@@ -224,6 +230,44 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rollout-guard test: no test rules found")
 		return exitUsage
 	}
+	if failed > 0 {
+		return exitViolations
+	}
+	return exitClean
+}
+
+// runSuites runs every suite of path and reports each case.
+func runSuites(ctx context.Context, path, configFile string, stdout, stderr io.Writer) int {
+	opts := config.Default()
+	if configFile != "" {
+		if err := opts.LoadFile(configFile); err != nil {
+			fmt.Fprintln(stderr, "rollout-guard test:", err)
+			return exitUsage
+		}
+	}
+	files, err := check.FindSuites(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard test:", err)
+		return exitUsage
+	}
+	passed, failed := 0, 0
+	for _, f := range files {
+		results, err := check.RunSuite(ctx, opts, f)
+		if err != nil {
+			fmt.Fprintln(stderr, "rollout-guard test:", err)
+			return exitUsage
+		}
+		for _, r := range results {
+			if r.Passed {
+				passed++
+				fmt.Fprintf(stdout, "PASS %s: %s\n", r.Suite, r.Case)
+				continue
+			}
+			failed++
+			fmt.Fprintf(stdout, "FAIL %s: %s\n    %s\n", r.Suite, r.Case, strings.Join(r.Failures, "\n    "))
+		}
+	}
+	fmt.Fprintf(stdout, "suites: %d passed, %d failed\n", passed, failed)
 	if failed > 0 {
 		return exitViolations
 	}
