@@ -42,11 +42,11 @@ spec:
 	t.Cleanup(func() { kubectl(t, "delete", "rolloutanalysis", name, "--ignore-not-found") })
 }
 
-// analysedManifest is the story's app, scraped by Prometheus, judged by analysis, with extra annotations on the
-// Deployment.
-func analysedManifest(analysis, image, annotations string) string {
+// analysedManifest is the story's app as a Deployment or a StatefulSet, scraped by Prometheus, judged by analysis,
+// with extra annotations on the workload.
+func analysedManifest(kind, analysis, image, annotations string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
+kind: %[4]s
 metadata:
   name: app
   labels: {app: app}
@@ -55,6 +55,7 @@ metadata:
     %[3]s
 spec:
   replicas: 2
+  %[5]s
   selector:
     matchLabels: {app: app}
   template:
@@ -76,25 +77,40 @@ spec:
   selector: {app: app}
   ports:
   - {port: 80, targetPort: 80}
-`, analysis, image, annotations)
+`, analysis, image, annotations, kind, map[string]string{"StatefulSet": "serviceName: app"}[kind])
 }
 
 // analysedStart rolls out app:v1 under a fresh analysis, with traffic from the host through the Service, and waits
 // until the analysis has judged revision 1 known-good: only then is there something to roll back to.
-func analysedStart(t *testing.T, name, annotations string) (ns string) {
+func analysedStart(t *testing.T, kind, name, annotations string) (ns string) {
 	t.Helper()
 	ns = namespace(t, name)
 	testAnalysis(t, name)
-	apply(t, ns, analysedManifest(name, "app:v1", annotations))
-	kubectl(t, "-n", ns, "rollout", "status", "deployment/app", "--timeout=120s")
+	apply(t, ns, analysedManifest(kind, name, "app:v1", annotations))
+	kubectl(t, "-n", ns, "rollout", "status", strings.ToLower(kind)+"/app", "--timeout=120s")
 	startTraffic(t, "http://"+jsonpath(t, ns, "service/app", "{.spec.clusterIP}")+"/")
 	began := time.Now()
 	// samples need a few scrapes of traffic, then the bake time
 	eventually(t, bakeTime+90*time.Second, "the analysis passes revision 1 and the watcher marks it known-good", func() error {
+		if kind == "StatefulSet" {
+			return revisionKnownGood(t, ns, "1")
+		}
 		return knownGood(t, ns, "app", "1")
 	})
 	t.Logf("revision 1 known-good %s after its traffic started (bake %s)", time.Since(began).Round(time.Second), bakeTime)
 	return ns
+}
+
+// revisionKnownGood says whether the watcher marked the ControllerRevision numbered revision known-good.
+func revisionKnownGood(t *testing.T, ns, revision string) error {
+	marks := kubectl(t, "-n", ns, "get", "controllerrevisions", "-o",
+		`jsonpath={range .items[*]}{.revision}={.metadata.annotations.rollout-guard\.io/known-good}{" "}{end}`)
+	for _, m := range strings.Fields(marks) {
+		if rev, mark, _ := strings.Cut(m, "="); rev == revision && mark != "" {
+			return nil
+		}
+	}
+	return errorf("ControllerRevisions (revision=known-good): %q", marks)
 }
 
 // firstReady waits for the first pod running image to be Ready, and says when that was seen.
@@ -116,21 +132,24 @@ func firstReady(t *testing.T, ns, image string) time.Time {
 func TestAnalysisJudgesNewRevisions(t *testing.T) {
 	bound := analysisInterval*failureLimit + 15*time.Second
 	rollbacks := []struct {
-		name, image, annotations, event string
-		want                            []string
+		name, kind, image, annotations, event string
+		want                                  []string
 	}{
-		{name: "errors", image: "app:errors", event: "RolloutGuardRolledBack",
+		{name: "errors", kind: "Deployment", image: "app:errors", event: "RolloutGuardRolledBack",
 			want: []string{"rolled back from revision 2 (app:errors) to revision 1 (app:v1)", "analysis an-errors, query error-rate: value 0.", "is above max 0.05", "2 failing samples in a row"}},
-		{name: "latency", image: "app:slow", event: "RolloutGuardRolledBack",
+		{name: "latency", kind: "Deployment", image: "app:slow", event: "RolloutGuardRolledBack",
 			want: []string{"rolled back from revision 2 (app:slow) to revision 1 (app:v1)", "query p99-seconds: value", "is above max 0.3"}},
-		{name: "dryrun", image: "app:errors", annotations: `rollout-guard.io/auto-rollback: "dryrun"`, event: "RolloutGuardRollbackSkipped",
+		{name: "statefulset", kind: "StatefulSet", image: "app:errors", event: "RolloutGuardRolledBack",
+			want: []string{"rolled back from revision 2 (app:errors) to revision 1 (app:v1): analysis an-statefulset, query error-rate"}},
+		{name: "dryrun", kind: "Deployment", image: "app:errors", annotations: `rollout-guard.io/auto-rollback: "dryrun"`, event: "RolloutGuardRollbackSkipped",
 			want: []string{"query error-rate", "would roll back to revision 1 (app:v1) [dry run"}},
 	}
 	for _, tc := range rollbacks {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ns := analysedStart(t, "an-"+tc.name, tc.annotations)
-			kubectl(t, "-n", ns, "set", "image", "deployment/app", "app="+tc.image)
+			ns := analysedStart(t, tc.kind, "an-"+tc.name, tc.annotations)
+			workload := strings.ToLower(tc.kind) + "/app"
+			kubectl(t, "-n", ns, "set", "image", workload, "app="+tc.image)
 			ready := firstReady(t, ns, tc.image)
 			var event string
 			eventually(t, bound, fmt.Sprintf("%s within %s of the first Ready pod", tc.event, bound), func() error {
@@ -151,16 +170,16 @@ func TestAnalysisJudgesNewRevisions(t *testing.T) {
 				want = tc.image
 				time.Sleep(analysisInterval) // a dry run must not undo a moment later either
 			} else {
-				kubectl(t, "-n", ns, "rollout", "status", "deployment/app", "--timeout=120s")
+				kubectl(t, "-n", ns, "rollout", "status", workload, "--timeout=120s")
 			}
-			if image := jsonpath(t, ns, "deployment/app", "{.spec.template.spec.containers[0].image}"); image != want {
+			if image := jsonpath(t, ns, workload, "{.spec.template.spec.containers[0].image}"); image != want {
 				t.Errorf("the Deployment runs %s, want %s", image, want)
 			}
 		})
 	}
 	t.Run("rare errors are kept", func(t *testing.T) {
 		t.Parallel()
-		ns := analysedStart(t, "an-rare", "")
+		ns := analysedStart(t, "Deployment", "an-rare", "")
 		kubectl(t, "-n", ns, "set", "image", "deployment/app", "app=app:rare-errors")
 		kubectl(t, "-n", ns, "rollout", "status", "deployment/app", "--timeout=120s")
 		completed := time.Now()
@@ -181,7 +200,7 @@ func TestAnalysisJudgesNewRevisions(t *testing.T) {
 // With Prometheus down, a version answering 20% errors is neither rolled back nor marked known-good: the analysis
 // is inconclusive, and an Event says why. Runs alone: it stops the suite's Prometheus.
 func TestAnalysisWithoutPrometheusNeverRollsBack(t *testing.T) {
-	ns := analysedStart(t, "an-down", "")
+	ns := analysedStart(t, "Deployment", "an-down", "")
 	suite.cluster.Prometheus.Stop()
 	t.Cleanup(func() {
 		if err := suite.cluster.RestartPrometheus(context.Background()); err != nil {
