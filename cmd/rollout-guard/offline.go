@@ -51,19 +51,12 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github] [--fail-on-warn] [--allow-empty] [--config FILE] [--client apply|create]")
 		return exitUsage
 	}
-	opts := config.Default()
-	if *configFile != "" {
-		if err := opts.LoadFile(*configFile); err != nil {
-			fmt.Fprintln(stderr, "rollout-guard check:", err)
-			return exitUsage
-		}
-	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(stderr, "rollout-guard check: invalid options:", err)
+	opts, err := offlineOptions(*configFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard check:", err)
 		return exitUsage
 	}
 	setup := check.Setup{Client: check.Client(*client)}
-	var err error
 	if setup.Policies, err = readAll(policyPaths, check.ReadPolicies); err == nil {
 		setup.Exceptions, err = readAll(exceptionPaths, check.ReadExceptions)
 	}
@@ -236,14 +229,27 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitClean
 }
 
-// runSuites runs every suite of path and reports each case.
-func runSuites(ctx context.Context, path, configFile string, stdout, stderr io.Writer) int {
+// offlineOptions are the built-in options overlaid with the config file, if any, as the cluster's rollout-guard
+// would load and validate them: check and suites judge with the same defaults and policy settings.
+func offlineOptions(configFile string) (config.Options, error) {
 	opts := config.Default()
 	if configFile != "" {
 		if err := opts.LoadFile(configFile); err != nil {
-			fmt.Fprintln(stderr, "rollout-guard test:", err)
-			return exitUsage
+			return opts, err
 		}
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, fmt.Errorf("invalid options: %w", err)
+	}
+	return opts, nil
+}
+
+// runSuites runs every suite of path and reports each case.
+func runSuites(ctx context.Context, path, configFile string, stdout, stderr io.Writer) int {
+	opts, err := offlineOptions(configFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "rollout-guard test:", err)
+		return exitUsage
 	}
 	files, err := check.FindSuites(path)
 	if err != nil {
