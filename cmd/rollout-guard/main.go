@@ -6,6 +6,7 @@
 //	rollout-guard test      run Rego policy tests
 //	rollout-guard selftest  check that both webhooks answer through the API server (helm test)
 //	rollout-guard status    one workload's revisions, marks, last action, Events, exceptions and verdict
+//	rollout-guard audit     the policies in force, run on the workloads already running in a cluster
 //	rollout-guard version   print the version
 package main
 
@@ -64,6 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runSelfTest(context.Background(), rest, stdout, stderr)
 	case "status":
 		return runStatus(context.Background(), rest, stdout, stderr)
+	case "audit":
+		return runAudit(context.Background(), rest, stdout, stderr)
 	}
 	if cmd != "webhook" && cmd != "watcher" {
 		fmt.Fprintf(stderr, "rollout-guard: unknown command %q\n\n%s", cmd, usage)
@@ -152,6 +155,10 @@ Usage:
                                   marks, the last action and rollout-guard's Events, the exceptions in force,
                                   the policies' verdict now (also as the kubectl plugin kubectl-rollout_guard:
                                   kubectl rollout-guard status deployment/web)
+  rollout-guard audit [-n NAMESPACE] [--config FILE] [-o text|json|github] [--fail-on-warn]
+                                  run the cluster's policies (built-ins, RolloutPolicies, exceptions) on the
+                                  Deployments, StatefulSets and DaemonSets already running there, as they run
+                                  (exit 0 clean, 1 a workload would be denied today, 2 error)
   rollout-guard version           print the version
 
 Run "rollout-guard COMMAND --help" for the flags of a command.

@@ -109,7 +109,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "github":
 		printGitHub(stdout, findings)
 	default:
-		printFindings(stdout, findings)
+		printFindings(stdout, findings, check.Finding.Where)
 		fmt.Fprintf(stdout, "%d workloads checked, %d denied, %d warned\n", len(findings), denied, warned)
 	}
 	switch {
@@ -160,13 +160,14 @@ func ghProperty(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
-func printFindings(w io.Writer, findings []check.Finding) {
+// printFindings writes each finding under a line that names it (where) and its verdict.
+func printFindings(w io.Writer, findings []check.Finding, where func(check.Finding) string) {
 	for _, f := range findings {
 		verdict := "admitted"
 		if f.Denied() {
 			verdict = "DENIED"
 		}
-		fmt.Fprintf(w, "%s %s/%s: %s\n", f.Where(), f.Kind, f.Name, verdict)
+		fmt.Fprintf(w, "%s %s/%s: %s\n", where(f), f.Kind, f.Name, verdict)
 		for _, v := range f.Violations {
 			fmt.Fprintf(w, "  %s: %s\n", v.Enforcement, policies.Describe(v))
 		}

@@ -36,6 +36,9 @@ type Document struct {
 	Line  int    // line of the file where the document starts
 	Item  int    // 1-based position in a List document (what kubectl get -o yaml prints); 0 outside a List
 	Data  []byte
+	// NamespaceLabels are the labels of the workload's namespace when they are known (an audit of a live cluster);
+	// nil offline, where a RolloutPolicy's namespaceSelector matches every namespace.
+	NamespaceLabels map[string]string
 }
 
 // Finding is the verdict on one workload.
@@ -45,6 +48,7 @@ type Finding struct {
 	Line       int                  `json:"line"`
 	Item       int                  `json:"item,omitempty"`
 	Kind       string               `json:"kind"`
+	Namespace  string               `json:"namespace,omitempty"`
 	Name       string               `json:"name"`
 	Mutations  []string             `json:"mutations,omitempty"`
 	Violations []policies.Violation `json:"violations,omitempty"`
@@ -77,6 +81,9 @@ const (
 	// ClientCreate: kubectl create and replace, Helm 3, client-go: no record, so a field equal to the API default
 	// counts as unset and gets rollout-guard's default.
 	ClientCreate Client = "create"
+	// ClientLive: objects read from a cluster (rollout-guard audit). They went through admission when they were
+	// applied, so they are judged as they run, without mutation.
+	ClientLive Client = "live"
 )
 
 // Setup is what a Checker judges with besides the configuration.
@@ -97,19 +104,20 @@ type Checker struct {
 	opts       config.Options
 	eval       *policies.Evaluator
 	selectors  map[string]labels.Selector // object selectors of RolloutPolicies
+	namespaces map[string]labels.Selector // their namespace selectors, applied when a document knows its namespace's labels
 	now        func() time.Time
 }
 
 // New compiles the built-in policies plus the setup's, for manifests applied by its client.
 func New(ctx context.Context, opts config.Options, setup Setup) (*Checker, error) {
-	if setup.Client != ClientApply && setup.Client != ClientCreate {
+	if setup.Client != ClientApply && setup.Client != ClientCreate && setup.Client != ClientLive {
 		return nil, fmt.Errorf("client %q: want %s or %s", setup.Client, ClientApply, ClientCreate)
 	}
 	all, err := policies.BuiltIns(opts.Policies.BuiltIns)
 	if err != nil {
 		return nil, err
 	}
-	c := &Checker{client: setup.Client, opts: opts, selectors: map[string]labels.Selector{}, now: time.Now}
+	c := &Checker{client: setup.Client, opts: opts, selectors: map[string]labels.Selector{}, namespaces: map[string]labels.Selector{}, now: time.Now}
 	for _, e := range setup.Exceptions {
 		pe, err := e.ToException()
 		if err != nil {
@@ -122,13 +130,12 @@ func New(ctx context.Context, opts config.Options, setup Setup) (*Checker, error
 		if err != nil {
 			return nil, err
 		}
-		// Namespace labels are not known offline: namespaceSelector matches every namespace here.
-		_, obj, err := rp.Selectors()
+		ns, obj, err := rp.Selectors()
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, p)
-		c.selectors[p.Name] = obj
+		c.selectors[p.Name], c.namespaces[p.Name] = obj, ns
 	}
 	if c.eval, err = policies.New(ctx, all, time.Duration(opts.Policies.EvaluationTimeoutMillis)*time.Millisecond); err != nil {
 		return nil, err
@@ -174,8 +181,8 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 	mutate.APIDefaults(obj)
 	f := &Finding{File: doc.File, Document: doc.Index, Line: doc.Line, Item: doc.Item, Kind: head.Kind}
 	meta := metaOf(obj)
-	f.Name = meta.name
-	if !mutate.OptedOut(meta.annotations) {
+	f.Name, f.Namespace = meta.name, meta.namespace
+	if !mutate.OptedOut(meta.annotations) && c.client != ClientLive {
 		var ns *mutate.Overrides
 		if o, ok := c.opts.Mutation.Namespaces[meta.namespace]; ok {
 			ns = &o
@@ -218,6 +225,9 @@ func (c *Checker) Check(ctx context.Context, doc Document) (*Finding, error) {
 	}
 	violations = slices.DeleteFunc(violations, func(v policies.Violation) bool {
 		sel, custom := c.selectors[v.Policy]
+		if doc.NamespaceLabels != nil && custom && !c.namespaces[v.Policy].Matches(labels.Set(doc.NamespaceLabels)) {
+			return true
+		}
 		return custom && !sel.Matches(labels.Set(meta.labels))
 	})
 	var inForce []policies.Exception
