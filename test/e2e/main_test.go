@@ -20,6 +20,8 @@ var suite struct {
 	kubectl string
 	repo    string
 	binary  string
+	// watcherMetrics are both watchers' metrics endpoints: either may act on a workload.
+	watcherMetrics []string
 }
 
 func TestMain(m *testing.M) {
@@ -83,10 +85,12 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	}
 	// A second watcher, without leader election, acts on the same Deployments: every test that
 	// counts exactly one rollback or skip Event also proves that two watchers never act twice.
-	if _, err := c.StartWatcher(ctx, "rollout-guard-watcher-2", suite.binary, false,
-		"--kubeconfig", c.Kubeconfig, "--namespace", "rollout-guard", "--config", configFile); err != nil {
+	second, err := c.StartWatcher(ctx, "rollout-guard-watcher-2", suite.binary, false,
+		"--kubeconfig", c.Kubeconfig, "--namespace", "rollout-guard", "--config", configFile)
+	if err != nil {
 		return c, err
 	}
+	suite.watcherMetrics = []string{c.Guard.WatcherMetricsURL, second}
 	return c, nil
 }
 

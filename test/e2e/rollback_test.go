@@ -142,13 +142,16 @@ func TestRollbackSeedsStory(t *testing.T) {
 	if n := len(events(t, ns, "nginx-deployment", "RolloutGuardRolledBack")); n != 1 {
 		t.Errorf("%d RolledBack events, want exactly 1", n)
 	}
-	// The per-workload gauge names it, so that an alert can route to its team.
-	state := func(s string) float64 {
-		return metric(t, suite.cluster.Guard.WatcherMetricsURL, "rollout_guard_workload_state",
-			map[string]string{"kind": "Deployment", "namespace": ns, "name": "nginx-deployment", "state": s})
+	// The per-workload gauge names it, so that an alert can route to its team. The suite runs two watchers without
+	// leader election and either may have made the undo; exactly one did, and says so. (Which of them records the
+	// later skip, or clears the series, is a race here, so those are unit-tested: in a cluster one leader acts.)
+	rolledBack := 0.0
+	for _, url := range suite.watcherMetrics {
+		rolledBack += metric(t, url, "rollout_guard_workload_state",
+			map[string]string{"kind": "Deployment", "namespace": ns, "name": "nginx-deployment", "state": "rolled_back"})
 	}
-	if got := state("rolled_back"); got != 1 {
-		t.Errorf("rollout_guard_workload_state{state=rolled_back} = %v after the rollback, want 1", got)
+	if rolledBack != 1 {
+		t.Errorf("rollout_guard_workload_state{state=rolled_back} = %v across the watchers after the rollback, want 1", rolledBack)
 	}
 	checkStatus(t, ns)
 
@@ -180,14 +183,6 @@ func TestRollbackSeedsStory(t *testing.T) {
 	if n := len(events(t, ns, "nginx-deployment", "RolloutGuardRolledBack")); n != 1 {
 		t.Errorf("%d RolledBack events after the repeat, want still 1", n)
 	}
-	if stalled, rolledBack := state("stalled"), state("rolled_back"); stalled != 1 || rolledBack != 0 {
-		t.Errorf("rollout_guard_workload_state after the skipped repeat: stalled %v, rolled_back %v; want 1 and 0", stalled, rolledBack)
-	}
-	// A good revision known-good again clears it.
-	mustKubectl(t, "", "-n", ns, "set", "image", "deployment/nginx-deployment", "nginx=nginx:1.16.1")
-	eventually(t, 90*time.Second, "the workload's series is cleared once a revision is known-good again", func(context.Context) (bool, error) {
-		return state("stalled")+state("rolled_back") == 0, nil
-	})
 }
 
 // A crash-looping version is rolled back once it has restarted enough times.
