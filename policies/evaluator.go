@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
@@ -136,7 +137,11 @@ func Check(ctx context.Context, p Policy) error {
 // New compiles and prepares the policies as one query. Each policy's
 // references to input.parameters are rewritten to its own parameters in
 // data: cheaper than "with", which copies the input and defeats OPA's caching.
-func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evaluator, error) {
+func New(ctx context.Context, policies []Policy, timeout time.Duration, opts ...Option) (*Evaluator, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	lib, err := libraryModule()
 	if err != nil {
 		return nil, err
@@ -208,7 +213,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		e.names = append(e.names, p.Name)
 	}
 	slices.Sort(e.names)
-	compiler := ast.NewCompiler().WithCapabilities(caps).WithStrict(true)
+	compiler := ast.NewCompiler().WithCapabilities(caps).WithStrict(true).WithEnablePrintStatements(o.print != nil)
 	if compiler.Compile(modules); compiler.Failed() {
 		name := "(policy set)"
 		if len(policies) == 1 {
@@ -232,11 +237,19 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 				}
 			}
 		}
-		prepared, err := rego.New(
+		regoOpts := []func(*rego.Rego){
 			rego.Compiler(compiler), rego.Store(store),
 			rego.Capabilities(caps), rego.Strict(true), rego.StrictBuiltinErrors(true),
-			rego.SetRegoVersion(ast.RegoV1), rego.Query("["+strings.Join(entries, ", ")+"]"),
-		).PrepareForEval(ctx)
+			rego.SetRegoVersion(ast.RegoV1), rego.Query("[" + strings.Join(entries, ", ") + "]"),
+		}
+		if o.print != nil {
+			byFile := map[string]string{}
+			for _, p := range policies {
+				byFile[p.Filename] = p.Name
+			}
+			regoOpts = append(regoOpts, rego.EnablePrintStatements(true), rego.PrintHook(printHook{byFile: byFile, f: o.print}))
+		}
+		prepared, err := rego.New(regoOpts...).PrepareForEval(ctx)
 		if err != nil {
 			return nil, &CompileError{Policy: "(policy set)", Err: err}
 		}
@@ -259,6 +272,34 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration) (*Evalua
 		}
 	}
 	return e, nil
+}
+
+// Option changes how New prepares the policies.
+type Option func(*options)
+
+type options struct {
+	print func(policy, msg string)
+}
+
+// WithPrint sends the policies' print() output to f, with the name of the policy that printed: for policy authors'
+// tests (suites), never for admission, where print statements are compiled out.
+func WithPrint(f func(policy, msg string)) Option {
+	return func(o *options) { o.print = f }
+}
+
+// printHook names the policy that printed by the file its module was compiled from.
+type printHook struct {
+	byFile map[string]string
+	f      func(policy, msg string)
+}
+
+func (h printHook) Print(ctx print.Context, msg string) error {
+	policy := ""
+	if ctx.Location != nil {
+		policy = h.byFile[ctx.Location.File]
+	}
+	h.f(policy, msg)
+	return nil
 }
 
 // libraryPackage is the built-in library's package, which every policy may import.

@@ -76,11 +76,15 @@ spec:
 	oldAPI := "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: legacy}\nspec:\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: a, image: nginx:1.7.9}]}\n"
 	latest := strings.ReplaceAll(mustRead(t, filepath.Join(seeds, "nginx-deployment.yaml")), "nginx:1.7.9", "nginx:latest")
 	suiteDir := t.TempDir()
-	failingSuite, emptySuite := filepath.Join(suiteDir, "failing.yaml"), filepath.Join(suiteDir, "empty.yaml")
+	failingSuite, emptySuite, printSuite := filepath.Join(suiteDir, "failing.yaml"), filepath.Join(suiteDir, "empty.yaml"), filepath.Join(suiteDir, "print.yaml")
 	indented := "    " + strings.ReplaceAll(strings.TrimSpace(latest), "\n", "\n    ")
 	for path, content := range map[string]string{
 		failingSuite: "cases:\n- name: a latest tag warns\n  expect: {image-pinned: warn}\n  object: |\n" + indented + "\n- name: a latest tag is fine\n  expect: {image-pinned: pass}\n  object: |\n" + indented + "\n",
 		emptySuite:   "cases:\n- name: nothing\n  expect: {}\n  object: |\n" + indented + "\n",
+		printSuite:   "policies: [print-policy.yaml]\ncases:\n- name: prints\n  expect: {print-demo: deny}\n  object: |\n" + indented + "\n",
+		filepath.Join(suiteDir, "print-policy.yaml"): "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: print-demo}\nspec:\n  rego: |\n" +
+			"    package rollout_guard.print_demo\n\n    deny contains \"an app label other than nginx\" if {\n      print(\"app label is\", input.object.metadata.labels.app)\n" +
+			"      input.object.metadata.labels.app != \"nginx\"\n    }\n",
 	} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -157,6 +161,8 @@ spec:
 			stdout: []string{"::error file=-,line=5,title=rollout-guard surge-unavailable Deployment/surge-app::"}},
 		{name: "a failing suite case shows the expected and the actual verdict, with the policy's message", args: []string{"test", "--suite", failingSuite}, code: 1,
 			stdout: []string{"FAIL " + failingSuite + ": a latest tag is fine", "image-pinned: expected pass, got warn:", "[image-pinned] spec.template.spec.containers[0].image = nginx:latest", "suites: 1 passed, 1 failed"}},
+		{name: "a failing suite case shows the policy's print() output", args: []string{"test", "--suite", printSuite}, code: 1,
+			stdout: []string{"print-demo: expected deny, got pass", "print: app label is nginx"}},
 		{name: "a suite case that expects nothing is refused", args: []string{"test", "--suite", emptySuite}, code: 1,
 			stdout: []string{"expect names no policy"}},
 		{name: "unknown field is an input error", args: []string{"check", "-f", "-"}, code: 2,

@@ -95,6 +95,8 @@ type Setup struct {
 	Exceptions []*v1alpha1.RolloutPolicyException
 	// Client is how the manifests reach the cluster.
 	Client Client
+	// Print receives the policies' print() output, when set (policy suites).
+	Print func(policy, msg string)
 }
 
 // Checker judges manifests with a fixed configuration and policy set.
@@ -137,7 +139,11 @@ func New(ctx context.Context, opts config.Options, setup Setup) (*Checker, error
 		all = append(all, p)
 		c.selectors[p.Name], c.namespaces[p.Name] = obj, ns
 	}
-	if c.eval, err = policies.New(ctx, all, time.Duration(opts.Policies.EvaluationTimeoutMillis)*time.Millisecond); err != nil {
+	var evalOpts []policies.Option
+	if setup.Print != nil {
+		evalOpts = append(evalOpts, policies.WithPrint(setup.Print))
+	}
+	if c.eval, err = policies.New(ctx, all, time.Duration(opts.Policies.EvaluationTimeoutMillis)*time.Millisecond, evalOpts...); err != nil {
 		return nil, err
 	}
 	return c, nil

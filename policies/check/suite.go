@@ -84,7 +84,9 @@ func RunSuite(ctx context.Context, opts config.Options, path string) ([]CaseResu
 		return nil, fmt.Errorf("suite %s: no cases", path)
 	}
 	dir := filepath.Dir(path)
-	setup := Setup{Client: ClientApply}
+	// print() output of the case being run, by policy: shown with a failure, as the Rego test runner shows it.
+	var printed map[string][]string
+	setup := Setup{Client: ClientApply, Print: func(policy, msg string) { printed[policy] = append(printed[policy], msg) }}
 	for _, p := range s.Policies {
 		rps, err := ReadPolicies(filepath.Join(dir, p))
 		if err != nil {
@@ -109,14 +111,15 @@ func RunSuite(ctx context.Context, opts config.Options, path string) ([]CaseResu
 		if r.Case == "" {
 			r.Case = fmt.Sprintf("case %d", i+1)
 		}
-		r.Failures = runCase(ctx, checker, dir, c)
+		printed = map[string][]string{}
+		r.Failures = runCase(ctx, checker, dir, c, printed)
 		r.Passed = len(r.Failures) == 0
 		results = append(results, r)
 	}
 	return results, nil
 }
 
-func runCase(ctx context.Context, checker *Checker, dir string, c SuiteCase) []string {
+func runCase(ctx context.Context, checker *Checker, dir string, c SuiteCase, printed map[string][]string) []string {
 	manifest, name := c.Object, "object"
 	if c.File != "" {
 		raw, err := os.ReadFile(filepath.Join(dir, c.File))
@@ -152,6 +155,9 @@ func runCase(ctx context.Context, checker *Checker, dir string, c SuiteCase) []s
 		}
 		got, why := verdictOf(f, p)
 		if got != want {
+			for _, line := range printed[p] {
+				why += "\n      print: " + line
+			}
 			failures = append(failures, fmt.Sprintf("%s: expected %s, got %s%s", p, want, got, why))
 		}
 	}
