@@ -36,10 +36,10 @@ build: ## Build bin/rollout-guard (static, as it would ship in an image) and the
 	ln -sf rollout-guard bin/kubectl-rollout_guard
 
 .PHONY: image
-image: ## Build rollout-guard's image without Docker: an OCI index for PLATFORMS in .cache/image; prints its digest
+image: ## Build rollout-guard's image without Docker (without check's Helm and kustomize rendering: tag norender): an OCI index for PLATFORMS in .cache/image; prints its digest
 	bash test/tools/build.sh "$(BIN_DIR)" imagebuild >/dev/null
 	@$(BIN_DIR)/imagebuild build --dir . --package ./cmd/rollout-guard --name rollout-guard --platforms "$(PLATFORMS)" \
-		--ldflags "$(LDFLAGS)" --user 65532:65532 --created $(SOURCE_DATE_EPOCH) --layout "$(IMAGE_LAYOUT)" \
+		--ldflags "$(LDFLAGS)" --tags norender --user 65532:65532 --created $(SOURCE_DATE_EPOCH) --layout "$(IMAGE_LAYOUT)" \
 		--label org.opencontainers.image.title=rollout-guard --label org.opencontainers.image.licenses=Apache-2.0 \
 		--label org.opencontainers.image.source=$(SOURCE_URL) --label org.opencontainers.image.version=$(VERSION) \
 		--label org.opencontainers.image.revision=$(REVISION) --label org.opencontainers.image.created=$(BUILD_DATE)
@@ -76,6 +76,14 @@ node-deps: ## Install what the real node needs from Debian packages when missing
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc iptables nftables conntrack iproute2 >/dev/null; \
 	fi
 
+.PHONY: test-deps
+test-deps: ## Install what the unit tests need from Debian packages when missing (xmllint validates JUnit XML)
+	@if ! command -v xmllint >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then echo "test-deps: missing xmllint (apt-get install libxml2-utils)"; exit 1; fi; \
+		echo "test-deps: installing libxml2-utils"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null; \
+	fi
+
 .PHONY: fmt-check
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -93,8 +101,10 @@ lint: fmt-check ## gofmt, go vet, and golangci-lint (installed from the module p
 	else echo "golangci-lint $(GOLANGCI_LINT_VERSION) could not be installed; skipped (gofmt and go vet ran)"; fi
 
 .PHONY: test-unit
-test-unit: ## Unit tests: pure logic (mutation, policies, rollback decisions), no cluster
+test-unit: test-deps ## Unit tests: pure logic (mutation, policies, rollback decisions), no cluster
 	go test -count=1 $$(go list ./... | grep -v /test/)
+	# the server image's build (make image): check without Helm and kustomize rendering
+	go test -count=1 -tags norender ./policies/check/
 
 .PHONY: test-e2e
 test-e2e: cluster-bins node-deps ## End-to-end tests: the local control plane with kwok, then with the real node (root)
@@ -135,9 +145,9 @@ demo: ## Play the seeds' story on a fresh local cluster with kubectl (NODE=real:
 	@if [ -z "$(KEEP)" ]; then $(MAKE) dev-down; else echo "KEEP=1: cluster left running; export KUBECONFIG=$(DEV_DIR)/kubeconfig; make dev-down stops it"; fi
 
 .PHONY: bench
-bench: cluster-bins ## Benchmarks (handlers, policy evaluation) and the watcher scale test; results in .cache/bench.txt, .cache/scale.txt
+bench: cluster-bins ## Benchmarks (handlers, policy evaluation, an audit of 2,000 Deployments) and the watcher scale test (memory, analysis, audit CPU and admission latency); results in .cache/bench.txt, .cache/scale.txt
 	mkdir -p .cache
-	go test -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./policies/... ./webhook/... | tee .cache/bench.txt
+	go test -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./policies/... ./webhook/... ./audit/... | tee .cache/bench.txt
 	go run ./test/scale -deployments $(or $(DEPLOYMENTS),2000) -bin-dir "$(BIN_DIR)" -out .cache/scale.txt -heap-profile .cache/watcher-heap.pb.gz
 
 .PHONY: clean

@@ -37,6 +37,7 @@ type Options struct {
 	Policies  policies.Config `json:"policies"`
 	Rollback  Rollback        `json:"rollback"`
 	Analysis  Analysis        `json:"analysis"`
+	Audit     Audit           `json:"audit"`
 	Dev       Dev             `json:"dev"`
 }
 
@@ -117,6 +118,17 @@ type Analysis struct {
 	Prometheus Prometheus `json:"prometheus"`
 }
 
+// Audit configures the watcher's audit of running workloads: the policies in force, run on every Deployment,
+// StatefulSet and DaemonSet, with the results written as one wgpolicyk8s.io PolicyReport per namespace.
+type Audit struct {
+	Enabled bool `json:"enabled"`
+	// Interval between audits; a change of RolloutPolicies or RolloutPolicyExceptions starts one at once.
+	Interval metav1.Duration `json:"interval"`
+	// MaxResultsPerReport bounds one namespace's report (etcd keeps objects below 1.5 MiB); the summary still
+	// counts every result.
+	MaxResultsPerReport int `json:"maxResultsPerReport"`
+}
+
 // Prometheus is the Prometheus HTTP API the watcher queries. Credentials are read from files (mounted Secrets) at
 // every query, so that a rotated Secret needs no restart.
 type Prometheus struct {
@@ -179,6 +191,7 @@ func Default() Options {
 			CircuitBreaker:       CircuitBreaker{MaxStalls: 5, MinNamespaces: 3, Window: metav1.Duration{Duration: 5 * time.Minute}},
 		},
 		Analysis: Analysis{Prometheus: Prometheus{Timeout: metav1.Duration{Duration: 10 * time.Second}}},
+		Audit:    Audit{Enabled: true, Interval: metav1.Duration{Duration: 10 * time.Minute}, MaxResultsPerReport: 1000},
 		Dev:      Dev{FailurePolicy: "Ignore"},
 	}
 }
@@ -285,6 +298,13 @@ func (o Options) Validate() error {
 		errs = append(errs, field.Invalid(r.Child("selector"), o.Rollback.Selector, err.Error()))
 	}
 	errs = append(errs, o.Analysis.Prometheus.validate(field.NewPath("analysis", "prometheus"))...)
+	if o.Audit.Interval.Duration < 10*time.Second {
+		errs = append(errs, field.Invalid(field.NewPath("audit", "interval"), o.Audit.Interval.Duration.String(), "must be at least 10s"))
+	}
+	if o.Audit.MaxResultsPerReport < 1 || o.Audit.MaxResultsPerReport > 5000 {
+		errs = append(errs, field.Invalid(field.NewPath("audit", "maxResultsPerReport"), o.Audit.MaxResultsPerReport,
+			"must be between 1 and 5000 (a report must stay well below etcd's 1.5 MiB object limit)"))
+	}
 	if !slices.Contains([]string{"Ignore", "Fail"}, o.Dev.FailurePolicy) {
 		errs = append(errs, field.NotSupported(field.NewPath("dev", "failurePolicy"), o.Dev.FailurePolicy, []string{"Ignore", "Fail"}))
 	}

@@ -31,13 +31,16 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 	o.Analysis.Prometheus.Address = "prometheus:9090"
 	o.Analysis.Prometheus.Timeout.Duration = 0
 	o.Analysis.Prometheus.UsernameFile = "/secret/user"
+	o.Audit.Interval.Duration = time.Second
+	o.Audit.MaxResultsPerReport = 100000
 	err := o.Validate()
 	if err == nil {
 		t.Fatal("invalid options accepted")
 	}
 	for _, path := range []string{"namespace", "webhook.port", "webhook.metricsAddr", "watcher.pprofAddr", "rollback.mode", "rollback.crashLoopRestarts",
 		"rollback.selector", "mutation.defaults.strategy.revisionHistoryLimit", "policies.evaluationTimeoutMillis", "policies.builtIns[known-bad-revision].parameters.window",
-		"analysis.prometheus.address", "analysis.prometheus.timeout", "analysis.prometheus.usernameFile"} {
+		"analysis.prometheus.address", "analysis.prometheus.timeout", "analysis.prometheus.usernameFile",
+		"audit.interval", "audit.maxResultsPerReport"} {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("error does not name %s:\n%v", path, err)
 		}

@@ -85,6 +85,9 @@ func NewWatcher(cfg *rest.Config, opts config.Options, scheme *runtime.Scheme, r
 	return &Watcher{mgr: mgr}, nil
 }
 
+// Manager is the watcher's manager, for the runnables that share its leader election and clients (the audit).
+func (w *Watcher) Manager() manager.Manager { return w.mgr }
+
 // Start runs the watcher until ctx is cancelled.
 func (w *Watcher) Start(ctx context.Context) error {
 	return w.mgr.Start(ctx)

@@ -1,7 +1,7 @@
 // Command rollout-guard makes Kubernetes workload updates safe by default.
 //
 //	rollout-guard webhook   serve the mutating and validating admission webhooks
-//	rollout-guard watcher   roll back Deployments whose new ReplicaSet stalls
+//	rollout-guard watcher   roll back Deployments whose new ReplicaSet stalls, and audit the running workloads
 //	rollout-guard check     run the policies on manifests offline
 //	rollout-guard test      run Rego policy tests
 //	rollout-guard selftest  check that both webhooks answer through the API server (helm test)
@@ -27,6 +27,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/rollout-guard/rollout-guard/audit"
 	"github.com/rollout-guard/rollout-guard/config"
 	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 	"github.com/rollout-guard/rollout-guard/rollback"
@@ -121,6 +122,17 @@ func serve(ctx context.Context, cmd string, opts config.Options) error {
 		if err != nil {
 			return err
 		}
+		// The audit runs in the watcher, not the webhook: the watcher is already the one leader-elected process,
+		// and an audit of thousands of workloads there takes no CPU from the pods that answer admission.
+		if opts.Audit.Enabled {
+			m, err := audit.NewMetrics(reg)
+			if err != nil {
+				return err
+			}
+			if err := audit.Setup(ctx, w.Manager(), opts, m); err != nil {
+				return err
+			}
+		}
 		return w.Start(ctx)
 	}
 }
@@ -139,8 +151,9 @@ const usage = `rollout-guard makes Kubernetes workload updates safe by default.
 
 Usage:
   rollout-guard webhook [flags]   serve the mutating and validating admission webhooks
-  rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls
-  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github]
+  rollout-guard watcher [flags]   roll back Deployments whose new ReplicaSet stalls, and audit the
+                                  running workloads into PolicyReports (config audit.*)
+  rollout-guard check -f FILE|DIR|- [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github|junit|sarif]
                       [--fail-on-warn] [--allow-empty] [--client apply|create]
                                   run the policies on manifests offline (files, nested directories, Lists),
                                   after the API server's defaults and rollout-guard's mutation, as applied
@@ -155,7 +168,7 @@ Usage:
                                   marks, the last action and rollout-guard's Events, the exceptions in force,
                                   the policies' verdict now (also as the kubectl plugin kubectl-rollout_guard:
                                   kubectl rollout-guard status deployment/web)
-  rollout-guard audit [-n NAMESPACE] [--config FILE] [-o text|json|github] [--fail-on-warn]
+  rollout-guard audit [-n NAMESPACE] [--config FILE] [-o text|json|github|junit|sarif] [--fail-on-warn]
                                   run the cluster's policies (built-ins, RolloutPolicies, exceptions) on the
                                   Deployments, StatefulSets and DaemonSets already running there, as they run
                                   (exit 0 clean, 1 a workload would be denied today, 2 error)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -35,10 +34,14 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := flag.NewFlagSet("rollout-guard check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var inputs, policyPaths, exceptionPaths stringList
-	fs.Var(&inputs, "f", "manifest file, directory or - for standard input (repeatable)")
+	fs.Var(&inputs, "f", "manifest file, directory (nested; a Helm chart or a kustomization in it is rendered) or - for standard input (repeatable)")
 	fs.Var(&policyPaths, "policy", "RolloutPolicy manifest file or directory (repeatable)")
 	fs.Var(&exceptionPaths, "exception", "RolloutPolicyException manifest file or directory (repeatable)")
-	output := fs.String("o", "text", "output format: text, json, or github (GitHub Actions annotations)")
+	var render check.Render
+	fs.Var((*stringList)(&render.ValuesFiles), "values", "Helm values file for the charts among the inputs, merged in order over their values.yaml (repeatable)")
+	fs.StringVar(&render.Release, "release-name", "", "release name the charts are rendered for (default release-name, as helm template)")
+	fs.StringVar(&render.Namespace, "namespace", "", "namespace the charts are rendered for (default default)")
+	output := fs.String("o", "text", "output format: text, json, github (GitHub Actions annotations), junit (JUnit XML) or sarif (SARIF 2.1.0)")
 	failOnWarn := fs.Bool("fail-on-warn", false, "exit 1 when a policy warns, as when one denies")
 	allowEmpty := fs.Bool("allow-empty", false, "an input without any apps/v1 Deployment, StatefulSet or DaemonSet is not an error")
 	configFile := fs.String("config", "", "rollout-guard config file, for the same defaults and policy settings as the cluster")
@@ -47,8 +50,8 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if len(inputs) == 0 || fs.NArg() > 0 || !slices.Contains([]string{"text", "json", "github"}, *output) || (*client != string(check.ClientApply) && *client != string(check.ClientCreate)) {
-		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github] [--fail-on-warn] [--allow-empty] [--config FILE] [--client apply|create]")
+	if len(inputs) == 0 || fs.NArg() > 0 || !check.ValidFormat(*output) || (*client != string(check.ClientApply) && *client != string(check.ClientCreate)) {
+		fmt.Fprintln(stderr, "usage: rollout-guard check -f FILE|DIR|- [-f ...] [--policy FILE|DIR] [--exception FILE|DIR] [-o text|json|github|junit|sarif] [--fail-on-warn] [--allow-empty] [--config FILE] [--client apply|create] [--values FILE] [--release-name NAME] [--namespace NS]")
 		return exitUsage
 	}
 	opts, err := offlineOptions(*configFile)
@@ -71,15 +74,15 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	// Every input error is reported, not only the first: a CI run should show them all at once.
 	var findings []check.Finding
-	inputErrors := 0
+	var errMsgs []string
 	report := func(err error) {
 		for _, e := range splitErrors(err) {
 			fmt.Fprintln(stderr, "rollout-guard check:", e)
-			inputErrors++
+			errMsgs = append(errMsgs, e.Error())
 		}
 	}
 	for _, in := range inputs {
-		docs, err := check.Read(in, stdin)
+		docs, err := render.Read(in, stdin)
 		report(err)
 		for _, d := range docs {
 			f, err := checker.Check(ctx, d)
@@ -89,7 +92,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 		}
 	}
-	if len(findings) == 0 && inputErrors == 0 && !*allowEmpty {
+	if len(findings) == 0 && len(errMsgs) == 0 && !*allowEmpty {
 		report(fmt.Errorf("no apps/v1 Deployment, StatefulSet or DaemonSet in %s; pass --allow-empty if that is expected", strings.Join(inputs, ", ")))
 	}
 	denied, warned := 0, 0
@@ -105,15 +108,20 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"findings": findings, "workloads": len(findings), "denied": denied, "warned": warned, "inputErrors": inputErrors})
+		_ = enc.Encode(map[string]any{"findings": findings, "workloads": len(findings), "denied": denied, "warned": warned, "inputErrors": len(errMsgs)})
 	case "github":
 		printGitHub(stdout, findings)
+	case "junit", "sarif":
+		if err := writeReport(stdout, *output, check.Run{Name: "rollout-guard check", Version: version, FailOnWarn: *failOnWarn, Errors: errMsgs}, findings); err != nil {
+			fmt.Fprintln(stderr, "rollout-guard check:", err)
+			return exitUsage
+		}
 	default:
 		printFindings(stdout, findings, check.Finding.Where)
 		fmt.Fprintf(stdout, "%d workloads checked, %d denied, %d warned\n", len(findings), denied, warned)
 	}
 	switch {
-	case inputErrors > 0:
+	case len(errMsgs) > 0:
 		return exitUsage
 	case denied > 0 || (*failOnWarn && warned > 0):
 		return exitViolations
@@ -134,6 +142,14 @@ func splitErrors(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// writeReport writes the findings as JUnit XML or SARIF.
+func writeReport(w io.Writer, format string, run check.Run, findings []check.Finding) error {
+	if format == "junit" {
+		return check.WriteJUnit(w, run, findings)
+	}
+	return check.WriteSARIF(w, run, findings)
 }
 
 // printGitHub writes GitHub Actions workflow commands: a denial is an error and a policy warning a warning, each on

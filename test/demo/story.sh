@@ -40,8 +40,30 @@ for _ in $(seq 1 60); do
 done
 run -n "$ns" get events --field-selector reason=RolloutGuardRollbackSkipped -o custom-columns=REASON:.reason,MESSAGE:.message
 
+say "11. What already runs: the platform team adds a policy (every workload names its team). The nginx app was admitted long ago; the watcher's audit finds it and writes the namespace's PolicyReport:"
+cat <<'YAML' | run apply -f -
+apiVersion: rollout-guard.io/v1alpha1
+kind: RolloutPolicy
+metadata: {name: team-label}
+spec:
+  match: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: demo}}}
+  rego: |
+    package rollout_guard.team_label
+
+    deny contains "metadata.labels.team is required: label the workload with the team that owns it" if {
+      not input.object.metadata.labels.team
+    }
+YAML
+for _ in $(seq 1 60); do
+  k -n "$ns" get policyreport rollout-guard -o jsonpath='{.results[*].policy}' 2>/dev/null | grep -q team-label && break
+  sleep 1
+done
+run -n "$ns" get policyreports
+run -n "$ns" get policyreport rollout-guard -o jsonpath='{range .results[*]}{.result}{"  "}{.policy}{"  "}{.resources[0].kind}/{.resources[0].name}{": "}{.message}{"\n"}{end}'
+run delete rolloutpolicy team-label
+
 if [ "${NODE:-kwok}" = real ]; then
-  say "11. Ready is not healthy. The shop app opts in to the chart's http-error-rate analysis; Prometheus scrapes it, and traffic flows through its Service:"
+  say "12. Ready is not healthy. The shop app opts in to the chart's http-error-rate analysis; Prometheus scrapes it, and traffic flows through its Service:"
   cat <<'YAML' | run -n "$ns" apply -f -
 apiVersion: apps/v1
 kind: Deployment
@@ -75,7 +97,7 @@ YAML
   echo "(waiting for the analysis to judge revision 1 known-good after its bake time)"
   until [ -n "$(k -n "$ns" get rs -l app=shop -o jsonpath='{.items[?(@.metadata.annotations.deployment\.kubernetes\.io/revision=="1")].metadata.annotations.rollout-guard\.io/known-good}')" ]; do sleep 1; done
 
-  say "12. app:errors passes its readiness probe and answers 20% of requests with 500s. The analysis catches it and the watcher rolls it back:"
+  say "13. app:errors passes its readiness probe and answers 20% of requests with 500s. The analysis catches it and the watcher rolls it back:"
   run -n "$ns" set image deployment/shop shop=app:errors
   for _ in $(seq 1 120); do
     k -n "$ns" get events --field-selector reason=RolloutGuardRolledBack -o jsonpath='{.items[*].message}' | grep -q 'app:errors' && break

@@ -508,6 +508,13 @@ func checkRBAC(t *testing.T, ns, full string, certManager bool) {
 		{watcherSA, "list", "namespaces", "", true},
 		{watcherSA, "create", "rolloutanalyses.rollout-guard.io", "", false},
 		{"system:serviceaccount:default:nobody", "get", "rolloutanalyses.rollout-guard.io", "", false},
+		// the audit: reads the policies in force, writes reports, never changes a policy
+		{watcherSA, "watch", "rolloutpolicies.rollout-guard.io", "", true},
+		{watcherSA, "list", "rolloutpolicyexceptions.rollout-guard.io", "", true},
+		{watcherSA, "update", "rolloutpolicies.rollout-guard.io", "", false},
+		{watcherSA, "update", "policyreports.wgpolicyk8s.io", "default", true},
+		{watcherSA, "delete", "policyreports.wgpolicyk8s.io", "default", true},
+		{webhookSA, "create", "policyreports.wgpolicyk8s.io", "default", false},
 	}
 	if !certManager {
 		checks = append(checks,

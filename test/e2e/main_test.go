@@ -76,8 +76,10 @@ func setUp(ctx context.Context, dir, binDir string, logf func(string, ...any)) (
 	if err != nil {
 		return nil, err
 	}
-	if err := c.InstallCRDs(ctx, filepath.Join(suite.repo, "charts", "rollout-guard", "files", "crds")); err != nil {
-		return c, err
+	for _, dir := range []string{"crds", "policyreports"} {
+		if err := c.InstallCRDs(ctx, filepath.Join(suite.repo, "charts", "rollout-guard", "files", dir)); err != nil {
+			return c, err
+		}
 	}
 	configFile := filepath.Join(suite.repo, "test", "e2e", "testdata", "config.yaml")
 	if err := c.StartRolloutGuard(ctx, suite.binary, configFile, false, logf, "--zap-log-level", "debug"); err != nil {

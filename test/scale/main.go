@@ -9,7 +9,10 @@
 //   - analysis: with -analysed K, K Deployments roll out a new revision under a
 //     RolloutAnalysis (a query and its traffic query, every 10 s) against a real
 //     Prometheus: the queries it receives per second, and the watcher's RSS
-//     before and after.
+//     before and after;
+//   - audit: the watcher's CPU for one audit of every workload, started by a
+//     new RolloutPolicy, and admission latency through a webhook (server-side
+//     dry runs) idle and while audits run back to back.
 //
 // It is run by `make bench`, not by CI: it takes several minutes on 2 cores.
 //
@@ -34,11 +37,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -92,8 +97,8 @@ func run(n, samples, analysed int, binDir string, env map[string]string, heapPro
 	}()
 	absBin, _ := filepath.Abs(binDir)
 	binary := filepath.Join(dir, "rollout-guard")
-	// Built as `make build` builds it: static, as it would ship in an image.
-	build := exec.Command("go", "build", "-trimpath", "-o", binary, "./cmd/rollout-guard")
+	// Built as `make image` builds it: static, without check's chart rendering, as it ships in the image.
+	build := exec.Command("go", "build", "-trimpath", "-tags", "norender", "-o", binary, "./cmd/rollout-guard")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build: %v\n%s", err, out)
@@ -103,15 +108,18 @@ func run(n, samples, analysed int, binDir string, env map[string]string, heapPro
 		return "", err
 	}
 	defer c.Stop()
-	if err := c.InstallCRDs(ctx, "charts/rollout-guard/files/crds"); err != nil {
-		return "", err
+	for _, dir := range []string{"charts/rollout-guard/files/crds", "charts/rollout-guard/files/policyreports"} {
+		if err := c.InstallCRDs(ctx, dir); err != nil {
+			return "", err
+		}
 	}
 	prom, err := c.StartPrometheus(ctx)
 	if err != nil {
 		return "", err
 	}
 	cfg := filepath.Join(dir, "config.yaml")
-	config := "rollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\nanalysis:\n  prometheus: {address: " + prom.URL + "}\n"
+	// Audits start by a policy change only (and once at start), so that the one measured is alone.
+	config := "audit: {interval: 1h}\nrollback:\n  imagePullGracePeriod: 5s\n  circuitBreaker: {maxStalls: 1000, window: 5m}\nanalysis:\n  prometheus: {address: " + prom.URL + "}\n"
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return "", err
 	}
@@ -140,6 +148,8 @@ func run(n, samples, analysed int, binDir string, env map[string]string, heapPro
 		return "", err
 	}
 	restCfg.QPS, restCfg.Burst = 500, 1000
+	// The dry runs measured for admission latency carry rollout-guard's warnings; hundreds of them say nothing here.
+	restCfg.WarningHandler = rest.NoWarnings{}
 	cs := kubernetes.NewForConfigOrDie(restCfg)
 
 	fmt.Fprintf(&rep, "rollout-guard watcher scale report (%s, %d cores)\n\n", time.Now().UTC().Format(time.RFC3339), runtimeCPUs())
@@ -197,24 +207,142 @@ func run(n, samples, analysed int, binDir string, env map[string]string, heapPro
 			return rep.String(), err
 		}
 	}
-	if samples == 0 {
-		failed = false
-		return rep.String(), nil
+	if samples > 0 {
+		if err := measureReactions(ctx, cs, samples, &rep, logf); err != nil {
+			return rep.String(), err
+		}
 	}
+	// Last: it starts a webhook (and its watcher), which would race the measured watcher above.
+	if err := measureAudit(ctx, c, cs, binary, watcherPID, metricsURL, &rep, logf); err != nil {
+		return rep.String(), err
+	}
+	failed = false
+	return rep.String(), nil
+}
 
+// measureReactions measures the time from a stall signal to the undo.
+func measureReactions(ctx context.Context, cs kubernetes.Interface, samples int, rep io.Writer, logf func(string, ...any)) error {
 	// Reaction to ProgressDeadlineExceeded; the image-pull grace is set long so that only the deadline triggers.
 	reaction, err := measureReaction(ctx, cs, samples, "deadline", map[string]string{"rollout-guard.io/image-pull-grace-period": "30m"}, logf)
 	if err != nil {
-		return rep.String(), err
+		return err
 	}
-	fmt.Fprintf(&rep, "ProgressDeadlineExceeded seen -> undo seen, %d Deployments: %s; goal p99 <= 1s\n", len(reaction), summary(reaction))
+	fmt.Fprintf(rep, "ProgressDeadlineExceeded seen -> undo seen, %d Deployments: %s; goal p99 <= 1s\n", len(reaction), summary(reaction))
 	pull, err := measureReaction(ctx, cs, samples, "pull", map[string]string{"rollout-guard.io/image-pull-grace-period": "5s"}, logf)
 	if err != nil {
-		return rep.String(), err
+		return err
 	}
-	fmt.Fprintf(&rep, "bad pod created -> undo seen, grace 5s, %d Deployments: %s; goal <= grace + 2s\n", len(pull), summary(pull))
-	failed = false
-	return rep.String(), nil
+	fmt.Fprintf(rep, "bad pod created -> undo seen, grace 5s, %d Deployments: %s; goal <= grace + 2s\n", len(pull), summary(pull))
+	return nil
+}
+
+// measureAudit measures the watcher's CPU for one audit of every workload (started by a new RolloutPolicy), and
+// admission latency (server-side dry-run creates through a webhook) while idle and while audits run back to back.
+func measureAudit(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, binary string, watcherPID int, metricsURL string, rep io.Writer, logf func(string, ...any)) error {
+	cfg := filepath.Join(c.Dir, "webhook-config.yaml")
+	if err := os.WriteFile(cfg, []byte("audit: {enabled: false}\n"), 0o600); err != nil {
+		return err
+	}
+	if err := c.StartRolloutGuard(ctx, binary, cfg, false, logf); err != nil {
+		return err
+	}
+	runs := func() float64 { return promMetric(metricsURL, `rollout_guard_audit_runs_total{result="success"}`) }
+	policy := func(i int) error {
+		rp := fmt.Sprintf(`{"apiVersion":"rollout-guard.io/v1alpha1","kind":"RolloutPolicy","metadata":{"name":"scale-audit"},"spec":{"rego":%q}}`,
+			fmt.Sprintf("package rollout_guard.scale_audit\n\ndeny contains \"metadata.labels.team is required (%d)\" if { not input.object.metadata.labels.team }\n", i))
+		path := filepath.Join(c.Dir, "scale-audit.json")
+		if err := os.WriteFile(path, []byte(rp), 0o600); err != nil {
+			return err
+		}
+		out, err := c.Kubectl(ctx, "apply", "-f", path)
+		if err != nil {
+			return fmt.Errorf("apply the RolloutPolicy: %v\n%s", err, out)
+		}
+		return nil
+	}
+	waitRuns := func(after float64) error {
+		return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(context.Context) (bool, error) { return runs() > after, nil })
+	}
+	// Wait for the audit the watcher ran at start, then measure one started by a policy.
+	if err := waitRuns(0); err != nil {
+		return fmt.Errorf("the watcher's first audit: %w", err)
+	}
+	time.Sleep(5 * time.Second)
+	r0, cpu0 := runs(), cpuTime(watcherPID)
+	if err := policy(0); err != nil {
+		return err
+	}
+	if err := waitRuns(r0); err != nil {
+		return fmt.Errorf("the audit a new RolloutPolicy starts: %w", err)
+	}
+	cpu := cpuTime(watcherPID) - cpu0
+	out, _ := c.Kubectl(ctx, "get", "policyreports.wgpolicyk8s.io", "-A", "--no-headers")
+	fmt.Fprintf(rep, "audit: %.0f workloads judged in %.2f s (rollout_guard_audit_duration_seconds), watcher CPU %s for the audit "+
+		"(with its idle reconciles), %d PolicyReports; goal < 10 s of CPU for 2,000 Deployments\n",
+		promMetric(metricsURL, "rollout_guard_audit_workloads"), promMetric(metricsURL, "rollout_guard_audit_duration_seconds"),
+		cpu.Round(10*time.Millisecond), len(strings.Fields(strings.TrimSpace(out)))/8)
+
+	const k = 500
+	idle, err := admissionLatencies(ctx, cs, func(i int) bool { return i < k })
+	if err != nil {
+		return err
+	}
+	busyCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	r1 := runs()
+	go func() {
+		// A change of the policy every 3 s starts an audit after the 2 s debounce: audits back to back.
+		for i := 1; ; i++ {
+			if err := policy(i); err != nil {
+				done <- err
+				return
+			}
+			select {
+			case <-busyCtx.Done():
+				done <- nil
+				return
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}()
+	// At least k requests, and for as long as it takes 3 audits to finish.
+	busy, err := admissionLatencies(ctx, cs, func(i int) bool { return i < k || (runs()-r1 < 3 && i < 100*k) })
+	stop()
+	if perr := <-done; err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(rep, "admission (server-side dry-run create through both webhooks): idle, %d requests: %s; during %.0f audits, %d requests: %s\n",
+		len(idle), summary(idle), runs()-r1, len(busy), summary(busy))
+	return nil
+}
+
+// admissionLatencies times server-side dry-run creates of a Deployment, one after another, while more(i).
+func admissionLatencies(ctx context.Context, cs kubernetes.Interface, more func(i int) bool) ([]time.Duration, error) {
+	var ds []time.Duration
+	for i := 0; more(i); i++ {
+		start := time.Now()
+		_, err := cs.AppsV1().Deployments("scale-0").Create(ctx, deployment(fmt.Sprintf("dry-%d", i), "nginx:1.7.9", 2), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil && !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) {
+			return nil, fmt.Errorf("dry-run create: %w", err)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return ds, nil
+}
+
+// cpuTime is the user and system CPU time a process has used, from /proc (clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // measureAnalysis rolls k of the Deployments out to a new revision under one RolloutAnalysis that selects them by

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/rollout-guard/rollout-guard/test/cluster"
@@ -39,7 +40,7 @@ func run(args []string) error {
 	binDir := fs.String("bin-dir", ".cache/bin", "directory with the control plane binaries")
 	guard := fs.String("rollout-guard", "", "rollout-guard binary to run against the cluster (empty: none)")
 	configFile := fs.String("config", "", "rollout-guard config file")
-	crds := fs.String("crds", "charts/rollout-guard/files/crds", "directory of CRD manifests to install before rollout-guard starts")
+	crds := fs.String("crds", "charts/rollout-guard/files/crds,charts/rollout-guard/files/policyreports", "directories of CRD manifests to install before rollout-guard starts, comma-separated")
 	realNode := fs.Bool("real-node", false, "run a real node and install rollout-guard's chart on it (root)")
 	var values listFlag
 	fs.Var(&values, "set", "a chart value for --real-node, key=value (repeatable)")
@@ -138,8 +139,10 @@ func up(dir, binDir, guard, configFile, crds string) error {
 		return err
 	}
 	if guard != "" {
-		if err := c.InstallCRDs(ctx, crds); err != nil {
-			return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
+		for _, d := range strings.Split(crds, ",") {
+			if err := c.InstallCRDs(ctx, d); err != nil {
+				return fmt.Errorf("%w\n(the cluster is still up: `make dev-down` stops it)", err)
+			}
 		}
 		if err := c.StartRolloutGuard(ctx, guard, configFile, true, logf); err != nil {
 			_ = c.SaveState()

@@ -79,11 +79,11 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type buildOptions struct {
-	dir, pkg, name, ldflags, user, layoutDir string
-	platforms                                []string
-	labels, env                              map[string]string
-	args                                     []string
-	created                                  time.Time
+	dir, pkg, name, ldflags, tags, user, layoutDir string
+	platforms                                      []string
+	labels, env                                    map[string]string
+	args                                           []string
+	created                                        time.Time
 }
 
 func runBuild(args []string, stdout io.Writer) error {
@@ -96,6 +96,7 @@ func runBuild(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.pkg, "package", "", "the main package, relative to --dir")
 	fs.StringVar(&o.name, "name", "", "the binary's name in the image (/NAME; default: the package's last element)")
 	fs.StringVar(&o.ldflags, "ldflags", "", "go build -ldflags")
+	fs.StringVar(&o.tags, "tags", "", "go build -tags")
 	fs.StringVar(&o.user, "user", "65532:65532", "the image's user")
 	fs.StringVar(&o.layoutDir, "layout", "", "the OCI image layout to write (replaced)")
 	fs.StringVar(&platforms, "platforms", "linux/amd64", "comma-separated os/arch list")
@@ -159,7 +160,7 @@ func build(o buildOptions) (v1.ImageIndex, error) {
 			return nil, fmt.Errorf("platform %q: want os/arch", platform)
 		}
 		binary := filepath.Join(work, osName+"-"+arch, o.name)
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", o.ldflags, "-o", binary, o.pkg)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", o.ldflags, "-tags", o.tags, "-o", binary, o.pkg)
 		cmd.Dir = o.dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+osName, "GOARCH="+arch)
 		if out, err := cmd.CombinedOutput(); err != nil {
