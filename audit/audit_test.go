@@ -191,7 +191,7 @@ func TestRun(t *testing.T) {
 		policy("broken", "package rollout_guard.broken\n\ndeny contains msg if { msg := input.object.metadata.name; x := }\n"),
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
-	res, err := Run(context.Background(), c, config.Default(), "")
+	res, err := Run(context.Background(), c, config.Default(), "", Pace{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +225,30 @@ func testScheme(tb testing.TB) *runtime.Scheme {
 		}
 	}
 	return scheme
+}
+
+// A paced audit rests Rest times as long as each piece of work took, and stops resting when it is cancelled.
+func TestPace(t *testing.T) {
+	for _, tc := range []struct {
+		rest     float64
+		worked   time.Duration
+		min, max time.Duration
+	}{
+		{rest: 0, worked: 50 * time.Millisecond, max: 5 * time.Millisecond},
+		{rest: 1, worked: 50 * time.Millisecond, min: 45 * time.Millisecond, max: 500 * time.Millisecond},
+		{rest: 2, worked: 30 * time.Millisecond, min: 55 * time.Millisecond, max: 500 * time.Millisecond},
+	} {
+		start := time.Now()
+		if err := (Pace{Rest: tc.rest}).rest(context.Background(), start.Add(-tc.worked)); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < tc.min || took > tc.max {
+			t.Errorf("rest %v after %s of work took %s, want %s-%s", tc.rest, tc.worked, took, tc.min, tc.max)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := (Pace{Rest: 1}).rest(ctx, time.Now().Add(-time.Hour)); err == nil {
+		t.Error("a cancelled audit kept resting")
+	}
 }

@@ -117,7 +117,8 @@ func (a *Auditor) Start(ctx context.Context) error {
 func (a *Auditor) Once(ctx context.Context) error {
 	log := logf.FromContext(ctx)
 	start := a.now()
-	ctx, cancel := context.WithTimeout(ctx, a.opts.Audit.Interval.Duration)
+	// Bounds an audit stuck on the API server; paced, a large cluster's audit takes a while, whatever the interval.
+	ctx, cancel := context.WithTimeout(ctx, max(a.opts.Audit.Interval.Duration, 10*time.Minute))
 	defer cancel()
 	err := a.once(ctx, start)
 	result := "success"
@@ -135,7 +136,8 @@ func (a *Auditor) Once(ctx context.Context) error {
 
 func (a *Auditor) once(ctx context.Context, start time.Time) error {
 	log := logf.FromContext(ctx)
-	res, err := Run(ctx, a.reader, a.opts, "")
+	// At most half a core, and room for the API server between pages: admission shares both.
+	res, err := Run(ctx, a.reader, a.opts, "", Pace{Rest: 1})
 	if err != nil {
 		return err
 	}

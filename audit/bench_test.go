@@ -28,7 +28,7 @@ func BenchmarkRun2000(b *testing.B) {
 	opts := config.Default()
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := Run(context.Background(), c, opts, "")
+		res, err := Run(context.Background(), c, opts, "", Pace{})
 		if err != nil || len(res.Findings) != 2000 {
 			b.Fatalf("%d findings, %v", len(res.Findings), err)
 		}

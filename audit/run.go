@@ -39,10 +39,30 @@ type Ref struct{ Kind, Namespace, Name string }
 // listPage is how many objects one List returns: a cluster of any size is read in bounded pieces.
 const listPage = 500
 
+// judgeBatch is how many workloads are judged between two rests of a paced audit.
+const judgeBatch = 50
+
+// Pace spreads an audit over time: after each piece of work (a page listed, a batch of workloads judged) it rests
+// Rest times as long as the piece took, so that an audit takes at most 1/(1+Rest) of a core, and leaves the API
+// server room between its pages. The zero Pace never rests: what the CLI wants.
+type Pace struct{ Rest float64 }
+
+func (p Pace) rest(ctx context.Context, since time.Time) error {
+	if p.Rest <= 0 {
+		return ctx.Err()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(float64(time.Since(since)) * p.Rest)):
+		return nil
+	}
+}
+
 // Run audits namespace (every namespace when empty) with the built-in policies configured by opts, and the
 // cluster's RolloutPolicies and RolloutPolicyExceptions. The namespaces the webhooks leave alone (skipped or
 // labelled disabled) are left out, as admission leaves them.
-func Run(ctx context.Context, c client.Reader, opts config.Options, namespace string) (Result, error) {
+func Run(ctx context.Context, c client.Reader, opts config.Options, namespace string, pace Pace) (Result, error) {
 	res := Result{Workloads: map[string]int{}, UIDs: map[Ref]types.UID{}}
 	setup := check.Setup{Client: check.ClientLive}
 	var rps v1alpha1.RolloutPolicyList
@@ -73,11 +93,18 @@ func Run(ctx context.Context, c client.Reader, opts config.Options, namespace st
 	if err != nil {
 		return res, err
 	}
-	docs, err := workloads(ctx, c, namespace, opts.SkippedNamespaces(), opts.Policies.DisableLabel, res.UIDs)
+	docs, err := workloads(ctx, c, namespace, opts.SkippedNamespaces(), opts.Policies.DisableLabel, res.UIDs, pace)
 	if err != nil {
 		return res, err
 	}
-	for _, d := range docs {
+	start := time.Now()
+	for i, d := range docs {
+		if i > 0 && i%judgeBatch == 0 {
+			if err := pace.rest(ctx, start); err != nil {
+				return res, err
+			}
+			start = time.Now()
+		}
 		f, err := checker.Check(ctx, d)
 		if err != nil {
 			res.Errors = append(res.Errors, err)
@@ -106,7 +133,7 @@ func compiles(ctx context.Context, rp *v1alpha1.RolloutPolicy) error {
 
 // workloads reads the cluster's Deployments, StatefulSets and DaemonSets, page by page, as documents that know
 // their namespace's labels, leaving out the namespaces the webhooks leave alone.
-func workloads(ctx context.Context, c client.Reader, namespace string, skipped []string, disableLabel string, uids map[Ref]types.UID) ([]check.Document, error) {
+func workloads(ctx context.Context, c client.Reader, namespace string, skipped []string, disableLabel string, uids map[Ref]types.UID, pace Pace) ([]check.Document, error) {
 	var namespaces corev1.NamespaceList
 	if err := c.List(ctx, &namespaces); err != nil {
 		return nil, fmt.Errorf("list namespaces: %w", err)
@@ -146,6 +173,7 @@ func workloads(ctx context.Context, c client.Reader, namespace string, skipped [
 	}
 	for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &appsv1.DaemonSetList{}} {
 		for cont := ""; ; {
+			start := time.Now()
 			if err := c.List(ctx, list, client.InNamespace(namespace), client.Limit(listPage), client.Continue(cont)); err != nil {
 				return nil, fmt.Errorf("list workloads: %w", err)
 			}
@@ -165,6 +193,9 @@ func workloads(ctx context.Context, c client.Reader, namespace string, skipped [
 				}
 			}
 			if err != nil {
+				return nil, err
+			}
+			if err := pace.rest(ctx, start); err != nil {
 				return nil, err
 			}
 			if cont = list.GetContinue(); cont == "" {

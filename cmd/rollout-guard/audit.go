@@ -60,7 +60,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	res, err := audit.Run(ctx, c, opts, *namespace)
+	res, err := audit.Run(ctx, c, opts, *namespace, audit.Pace{})
 	if err != nil {
 		return fail(err)
 	}
