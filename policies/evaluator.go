@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	rtmetrics "runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -79,13 +80,23 @@ type Evaluator struct {
 	prepare func(applies func(Policy) bool) (*query, error)
 	aloneMu sync.Mutex
 	alone   map[string]*query
-	// slow holds, by policy, until when a policy that ran out of its deadline is not evaluated again: one looping
-	// policy must not make every request wait for its deadline. The only state an Evaluator changes.
+	// memoryLimit bounds what one evaluation may allocate; 0: no bound.
+	memoryLimit uint64
+
+	// slow holds, by policy, a skip: until when a policy that ran out of its deadline or its memory is not
+	// evaluated again. One looping policy must not make every request wait for its deadline, nor one hungry policy
+	// make every request allocate its limit. The only state an Evaluator changes.
 	slow    sync.Map
 	anySlow atomic.Bool // once set, stays set: then the map is read
 }
 
-// quarantine is how long a policy that exceeded its deadline is skipped (its onError verdict stands in).
+// skip is why, and until when, a policy is not evaluated.
+type skip struct {
+	until time.Time
+	why   string
+}
+
+// quarantine is how long a policy that exceeded its deadline or its memory is skipped (its onError verdict stands in).
 const quarantine = time.Minute
 
 // Caps on what one policy's results may add to an answer.
@@ -155,7 +166,7 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration, opts ...
 		return nil, fmt.Errorf("built-in library: %w", err)
 	}
 	modules := map[string]*ast.Module{"rego/lib.rego": libModule}
-	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout, alone: map[string]*query{}}
+	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout, alone: map[string]*query{}, memoryLimit: o.memoryLimit}
 	allParams := map[string]any{}
 	rulesOf := map[string]map[string]bool{}
 	packages := map[string]string{libraryPackage: "the built-in library"}
@@ -278,7 +289,17 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration, opts ...
 type Option func(*options)
 
 type options struct {
-	print func(policy, msg string)
+	print       func(policy, msg string)
+	memoryLimit uint64
+}
+
+// WithMemoryLimit stops an evaluation once it has allocated more than limit bytes, as its deadline stops it: the
+// policy that did yields its onError verdict and is skipped for a while. Go counts allocations per process, not per
+// evaluation, so what evaluations running at the same time allocate counts for each of them: the limit is a bound
+// for policies that build huge values, far above what an ordinary evaluation allocates (tens of KiB), never a
+// budget to tune close to it.
+func WithMemoryLimit(limit uint64) Option {
+	return func(o *options) { o.memoryLimit = limit }
 }
 
 // WithPrint sends the policies' print() output to f, with the name of the policy that printed: for policy authors'
@@ -414,13 +435,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, input map[string]any, kind str
 	return sortViolations(e.isolated(ctx, q, parsed)), nil
 }
 
-// run evaluates one query within the evaluator's deadline.
+// run evaluates one query within the evaluator's deadline and memory limit.
 func (e *Evaluator) run(ctx context.Context, q *query, input ast.Value) ([]Violation, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if e.memoryLimit > 0 {
+		defer watchMemory(e.memoryLimit, stop)()
+	}
 	// No metrics: OPA would otherwise make a fresh set of timers on every evaluation.
 	rs, err := q.prepared.Eval(ctx, rego.EvalParsedInput(input), rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
+		var memory *memoryError
+		if errors.As(context.Cause(ctx), &memory) {
+			return nil, memory
+		}
 		if ctx.Err() != nil {
 			return nil, &deadlineError{timeout: e.timeout, err: err}
 		}
@@ -473,8 +503,8 @@ func (e *Evaluator) run(ctx context.Context, q *query, input ast.Value) ([]Viola
 func (e *Evaluator) isolated(ctx context.Context, q *query, input ast.Value) []Violation {
 	var violations []Violation
 	for _, name := range q.policies {
-		if until, skipped := e.skippedUntil(name); skipped {
-			violations = append(violations, e.failure(name, fmt.Errorf("skipped until %s: it exceeded its %s deadline", until.UTC().Format(time.RFC3339), e.timeout)))
+		if sk, skipped := e.skipped(name); skipped {
+			violations = append(violations, e.failure(name, fmt.Errorf("skipped until %s: %s", sk.until.UTC().Format(time.RFC3339), sk.why)))
 			continue
 		}
 		alone, err := e.queryAlone(name)
@@ -486,8 +516,13 @@ func (e *Evaluator) isolated(ctx context.Context, q *query, input ast.Value) []V
 			}
 		}
 		var deadline *deadlineError
-		if errors.As(err, &deadline) && ctx.Err() == nil {
-			e.slow.Store(name, time.Now().Add(quarantine))
+		var memory *memoryError
+		switch {
+		case errors.As(err, &deadline) && ctx.Err() == nil:
+			e.slow.Store(name, skip{until: time.Now().Add(quarantine), why: fmt.Sprintf("it exceeded its %s deadline", e.timeout)})
+			e.anySlow.Store(true)
+		case errors.As(err, &memory):
+			e.slow.Store(name, skip{until: time.Now().Add(quarantine), why: memory.Error()})
 			e.anySlow.Store(true)
 		}
 		violations = append(violations, e.failure(name, err))
@@ -537,24 +572,24 @@ func (e *Evaluator) anySkipped(q *query) bool {
 		return false // the common case, without a lookup per policy
 	}
 	for _, name := range q.policies {
-		if _, skipped := e.skippedUntil(name); skipped {
+		if _, skipped := e.skipped(name); skipped {
 			return true
 		}
 	}
 	return false
 }
 
-func (e *Evaluator) skippedUntil(name string) (time.Time, bool) {
+func (e *Evaluator) skipped(name string) (skip, bool) {
 	v, ok := e.slow.Load(name)
 	if !ok {
-		return time.Time{}, false
+		return skip{}, false
 	}
-	until := v.(time.Time)
-	if time.Now().After(until) {
+	sk := v.(skip)
+	if time.Now().After(sk.until) {
 		e.slow.Delete(name)
-		return time.Time{}, false
+		return skip{}, false
 	}
-	return until, true
+	return sk, true
 }
 
 // queryAlone is the prepared query of one policy, made on first use.
@@ -581,6 +616,65 @@ func (d *deadlineError) Error() string {
 	return fmt.Sprintf("policy evaluation exceeded its %s deadline: %v", d.timeout, d.err)
 }
 func (d *deadlineError) Unwrap() error { return d.err }
+
+type memoryError struct{ limit uint64 }
+
+func (m *memoryError) Error() string {
+	return fmt.Sprintf("policy evaluation allocated more than its memory limit of %d MiB", m.limit>>20)
+}
+
+// memoryTick is how often a running evaluation's allocations are looked at. Most evaluations end before the first
+// look, and cost one timer; a policy building a huge value is stopped within a tick of passing its limit.
+const memoryTick = 5 * time.Millisecond
+
+// watchMemory calls stop once the process has allocated more than limit bytes since the watch's first tick, until
+// the returned function is called. The count starts at the first tick: an evaluation that ends sooner, the common
+// case, never reads the runtime's metrics.
+func watchMemory(limit uint64, stop context.CancelCauseFunc) func() {
+	w := &memoryWatch{limit: limit, stop: stop}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(memoryTick, w.tick)
+	return w.end
+}
+
+type memoryWatch struct {
+	limit uint64
+	stop  context.CancelCauseFunc
+
+	mu    sync.Mutex
+	timer *time.Timer
+	base  uint64 // allocations at the first tick; 0 before it
+	ended bool
+}
+
+func (w *memoryWatch) tick() {
+	sample := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	rtmetrics.Read(sample)
+	if sample[0].Value.Kind() != rtmetrics.KindUint64 {
+		return // a runtime without the metric: the deadline alone bounds the evaluation
+	}
+	allocated := sample[0].Value.Uint64()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return
+	}
+	if w.base == 0 {
+		w.base = allocated
+	} else if allocated-w.base > w.limit {
+		w.stop(&memoryError{limit: w.limit})
+		return
+	}
+	w.timer.Reset(memoryTick)
+}
+
+func (w *memoryWatch) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
+	w.timer.Stop()
+}
 
 func sortViolations(violations []Violation) []Violation {
 	slices.SortStableFunc(violations, func(a, b Violation) int {

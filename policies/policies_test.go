@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	rtmetrics "runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
@@ -226,7 +227,7 @@ func TestEvaluateIsolatesFailingPolicies(t *testing.T) {
 					t.Errorf("round %d: the other policy's verdict was lost: %+v", round, others)
 				}
 			}
-			if _, skipped := e.skippedUntil(tt.failing); skipped != (tt.failing == "loops") {
+			if _, skipped := e.skipped(tt.failing); skipped != (tt.failing == "loops") {
 				t.Errorf("skipped = %v: only a policy past its deadline is skipped", skipped)
 			}
 		})
@@ -251,21 +252,70 @@ func TestKeepSkippingAcrossRebuilds(t *testing.T) {
 	if _, err := first.Evaluate(context.Background(), map[string]any{"object": map[string]any{}}, "Deployment"); err != nil {
 		t.Fatal(err)
 	}
-	if _, skipped := first.skippedUntil("loops"); !skipped {
+	if _, skipped := first.skipped("loops"); !skipped {
 		t.Fatal("the looping policy is not skipped after its deadline")
 	}
 	rebuilt := build(loops, other)
 	rebuilt.KeepSkipping(first)
-	if _, skipped := rebuilt.skippedUntil("loops"); !skipped {
+	if _, skipped := rebuilt.skipped("loops"); !skipped {
 		t.Error("a rebuild for another policy gave the looping one a fresh start")
 	}
 	changed := loops
 	changed.Module = strings.Replace(loops.Module, "100000000", "10", 1)
 	fixed := build(changed, other)
 	fixed.KeepSkipping(rebuilt)
-	if _, skipped := fixed.skippedUntil("loops"); skipped {
+	if _, skipped := fixed.skipped("loops"); skipped {
 		t.Error("a changed policy is still skipped")
 	}
+}
+
+// A policy that builds a huge value is stopped near its memory limit, as a looping one is at its deadline: it yields
+// its onError verdict, the others' verdicts stand, and it is skipped for a while, so it costs one request its limit.
+func TestMemoryLimitStopsAnEvaluation(t *testing.T) {
+	hungry := Policy{Name: "hungry", Filename: "hungry.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.hungry\n\ndeny contains msg if {\n  xs := [sprintf(\"item %d\", [x]) | some x in numbers.range(1, 100000000)]\n  msg := sprintf(\"%d\", [count(xs)])\n}\n"}
+	team := Policy{Name: "team-label", Filename: "team.rego", Settings: Settings{Enforcement: Deny},
+		Module: "package rollout_guard.team_label\n\ndeny contains \"metadata.labels.team is required\" if {\n  not input.object.metadata.labels.team\n}\n"}
+	const limit = 16 << 20
+	// a deadline this long would let the policy allocate gigabytes: only the memory limit stops it
+	e, err := New(context.Background(), []Policy{hungry, team}, 20*time.Second, WithMemoryLimit(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := map[string]any{"object": map[string]any{"metadata": map[string]any{"name": "web"}}}
+	for round := 0; round < 2; round++ { // the second time, the policy is skipped
+		before := allocated()
+		start := time.Now()
+		got, err := e.Evaluate(context.Background(), input, "Deployment")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the query over both policies stops, then the hungry one alone: twice the limit, and a tick's worth more
+		a, took := allocated()-before, time.Since(start)
+		t.Logf("round %d: allocated %d MiB in %s", round, a>>20, took)
+		if a > 6*limit {
+			t.Errorf("round %d: the evaluation allocated %d MiB with a limit of %d MiB", round, a>>20, limit>>20)
+		}
+		if took > 10*time.Second {
+			t.Errorf("round %d: the evaluation took %s: the deadline stopped it, not the memory limit", round, took)
+		}
+		if len(got) != 2 || got[0].Policy != "hungry" || !got[0].Failed || got[0].Enforcement != Warn ||
+			!strings.Contains(got[0].Message, "memory limit of 16 MiB") {
+			t.Fatalf("round %d: got %+v, want the hungry policy's onError warning naming its memory limit", round, got)
+		}
+		if got[1].Policy != "team-label" || got[1].Enforcement != Deny {
+			t.Errorf("round %d: the other policy's verdict was lost: %+v", round, got[1])
+		}
+	}
+	if sk, skipped := e.skipped("hungry"); !skipped || !strings.Contains(sk.why, "memory limit") {
+		t.Errorf("skip %+v, %v: a policy past its memory limit must be skipped, saying why", sk, skipped)
+	}
+}
+
+func allocated() uint64 {
+	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	rtmetrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // One policy cannot make an answer of megabytes: results and their text are capped.

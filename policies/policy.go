@@ -138,7 +138,7 @@ func BuiltInFiles() (map[string]string, error) {
 }
 
 // Config configures the policies: per built-in policy settings, namespaces
-// left alone, and the evaluation deadline in milliseconds.
+// left alone, and the bounds of one evaluation.
 type Config struct {
 	BuiltIns map[string]Settings `json:"builtIns"`
 	// SkipNamespaces are never validated (on top of the webhook's own skips).
@@ -147,6 +147,8 @@ type Config struct {
 	DisableLabel string `json:"disableLabel"`
 	// EvaluationTimeoutMillis bounds one evaluation, well below the webhook's timeout.
 	EvaluationTimeoutMillis int `json:"evaluationTimeoutMillis"`
+	// EvaluationMemoryMiB bounds what one evaluation may allocate (see WithMemoryLimit).
+	EvaluationMemoryMiB int `json:"evaluationMemoryMiB"`
 	// AnnotationExemptions lets a workload's own rollout-guard.io/exempt annotations waive the policies marked
 	// exemptible. Off by default: whoever edits a workload could waive the policies meant for them. Turning it on
 	// is weaker than RolloutPolicyExceptions, whose granting is an RBAC decision.
@@ -158,6 +160,7 @@ type Config struct {
 // DefaultConfig is the built-in policy configuration.
 func DefaultConfig() Config {
 	return Config{BuiltIns: DefaultSettings(), DisableLabel: "rollout-guard.io/policies", EvaluationTimeoutMillis: 500,
+		EvaluationMemoryMiB:  64,
 		MaxExceptionDuration: metav1.Duration{Duration: 90 * 24 * time.Hour}}
 }
 
@@ -178,6 +181,9 @@ func (c Config) Validate(p *field.Path) field.ErrorList {
 	}
 	if c.EvaluationTimeoutMillis < 1 || c.EvaluationTimeoutMillis > 2500 {
 		errs = append(errs, field.Invalid(p.Child("evaluationTimeoutMillis"), c.EvaluationTimeoutMillis, "must be between 1 and 2500 (below the webhook's 3 s timeout)"))
+	}
+	if c.EvaluationMemoryMiB < 8 || c.EvaluationMemoryMiB > 4096 {
+		errs = append(errs, field.Invalid(p.Child("evaluationMemoryMiB"), c.EvaluationMemoryMiB, "must be between 8 and 4096, well below the webhook's memory limit"))
 	}
 	if c.MaxExceptionDuration.Duration <= 0 {
 		errs = append(errs, field.Invalid(p.Child("maxExceptionDuration"), c.MaxExceptionDuration.Duration.String(), "must be positive, for example 2160h (90 days)"))

@@ -20,6 +20,7 @@ import (
 type PolicySet struct {
 	builtins []policies.Policy
 	timeout  time.Duration
+	memory   policies.Option // the memory limit of one evaluation
 
 	mu      sync.Mutex // serialises rebuilds
 	current atomic.Pointer[compiledSet]
@@ -43,7 +44,8 @@ func NewPolicySet(ctx context.Context, cfg policies.Config) (*PolicySet, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &PolicySet{builtins: builtins, timeout: time.Duration(cfg.EvaluationTimeoutMillis) * time.Millisecond}
+	s := &PolicySet{builtins: builtins, timeout: time.Duration(cfg.EvaluationTimeoutMillis) * time.Millisecond,
+		memory: policies.WithMemoryLimit(uint64(cfg.EvaluationMemoryMiB) << 20)}
 	if err := s.Replace(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -71,7 +73,7 @@ func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolic
 		all = append(all, p)
 		sels[p.Name] = sel
 	}
-	eval, err := policies.New(ctx, all, s.timeout)
+	eval, err := policies.New(ctx, all, s.timeout, s.memory)
 	if err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ func (s *PolicySet) CheckWith(ctx context.Context, rp *v1alpha1.RolloutPolicy) e
 		}
 		all = append(all, p)
 	}
-	_, err := policies.New(ctx, all, s.timeout)
+	_, err := policies.New(ctx, all, s.timeout, s.memory)
 	return err
 }
 

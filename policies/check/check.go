@@ -139,7 +139,7 @@ func New(ctx context.Context, opts config.Options, setup Setup) (*Checker, error
 		all = append(all, p)
 		c.selectors[p.Name], c.namespaces[p.Name] = obj, ns
 	}
-	var evalOpts []policies.Option
+	evalOpts := []policies.Option{policies.WithMemoryLimit(uint64(opts.Policies.EvaluationMemoryMiB) << 20)}
 	if setup.Print != nil {
 		evalOpts = append(evalOpts, policies.WithPrint(setup.Print))
 	}

@@ -62,28 +62,53 @@ func TestCarelessPolicyAffectsOnlyItself(t *testing.T) {
 }
 
 // A policy that loops until its deadline costs one request its deadline, and is then skipped for a minute (its
-// onError verdict stands in), so the cluster's admissions stay fast.
+// onError verdict stands in), so the cluster's admissions stay fast. It loops without allocating (32^6 bindings of a
+// constant array), so that its deadline, not its memory limit, stops it.
 func TestLoopingPolicyIsSkipped(t *testing.T) {
 	t.Parallel()
-	ns := namespace(t)
-	name := namespacePolicy(t, ns, "loops", `    deny contains msg if {
+	testStoppedPolicy(t, "loops", `    deny contains msg if {
+      xs := [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32]
+      some a in xs
+      some b in xs
+      some c in xs
+      some d in xs
+      some e in xs
+      some f in xs
+      a == -1
+      msg := sprintf("%d %d %d %d %d %d", [a, b, c, d, e, f])
+    }
+`, "deadline")
+}
+
+// A policy that builds a huge value is stopped at its memory limit (policies.evaluationMemoryMiB, 64 MiB), not after
+// allocating what its deadline allows, and is then skipped for a minute. Not parallel: the limit counts the process's
+// allocations, so another slow policy running at the same time (the looping one) could be stopped by this one's.
+func TestHungryPolicyIsStopped(t *testing.T) {
+	testStoppedPolicy(t, "hungry", `    deny contains msg if {
       n := count([x | some x in numbers.range(1, 1000000000)])
       msg := sprintf("%d", [n])
     }
-`)
+`, "memory limit of 64 MiB")
+}
+
+// testStoppedPolicy applies rules as a RolloutPolicy in a namespace of its own: the first request's warning must say
+// why the policy was stopped, and the next request must skip it.
+func testStoppedPolicy(t *testing.T, prefix, rules, why string) {
+	ns := namespace(t)
+	name := namespacePolicy(t, ns, prefix, rules)
 	var first kubectlResult
-	eventually(t, 20*time.Second, "the looping policy is evaluated", func(context.Context) (bool, error) {
+	eventually(t, 20*time.Second, "the policy is evaluated", func(context.Context) (bool, error) {
 		first = kubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
 		return strings.Contains(first.stderr, "["+name+"]"), nil
 	})
-	if first.err != nil || !strings.Contains(first.stderr, "deadline") {
-		t.Errorf("a looping RolloutPolicy (onError: allow) denied, or the warning does not say why: %v\n%s", first.err, first.stderr)
+	if first.err != nil || !strings.Contains(first.stderr, why) {
+		t.Errorf("a stopped RolloutPolicy (onError: allow) denied, or the warning does not say %q: %v\n%s", why, first.err, first.stderr)
 	}
 	start := time.Now()
 	r := mustKubectl(t, seed(t, "nginx-deployment.yaml"), "-n", ns, "apply", "--dry-run=server", "-f", "-")
 	took := time.Since(start)
-	if !strings.Contains(r.stderr, "skipped until") {
-		t.Errorf("the looping policy was evaluated again at once:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "skipped until") || !strings.Contains(r.stderr, why) {
+		t.Errorf("the stopped policy was evaluated again at once, or the warning does not say why:\n%s", r.stderr)
 	}
-	t.Logf("a request while the looping policy is skipped took %s (kubectl included)", took.Round(time.Millisecond))
+	t.Logf("a request while the %s policy is skipped took %s (kubectl included)", prefix, took.Round(time.Millisecond))
 }
