@@ -11,7 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -49,7 +51,16 @@ func NewAuditor(reader client.Reader, writer client.Client, opts config.Options,
 
 // Setup adds an Auditor to mgr, started by changes of RolloutPolicies and RolloutPolicyExceptions.
 func Setup(ctx context.Context, mgr manager.Manager, opts config.Options, metrics *Metrics) error {
-	a := NewAuditor(mgr.GetAPIReader(), mgr.GetClient(), opts, metrics, time.Now)
+	// Protobuf where the API server speaks it (the workloads; PolicyReports stay JSON): cheaper to encode for the
+	// API server and to decode here, for the thousands of objects an audit reads.
+	cfg := rest.CopyConfig(mgr.GetConfig())
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	reader, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+	if err != nil {
+		return fmt.Errorf("a client for the audit: %w", err)
+	}
+	a := NewAuditor(reader, mgr.GetClient(), opts, metrics, time.Now)
 	for _, obj := range []client.Object{&v1alpha1.RolloutPolicy{}, &v1alpha1.RolloutPolicyException{}} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {

@@ -40,13 +40,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rollout-guard/rollout-guard/policies/v1alpha1"
 	"github.com/rollout-guard/rollout-guard/test/cluster"
 )
 
@@ -213,7 +216,7 @@ func run(n, samples, analysed int, binDir string, env map[string]string, heapPro
 		}
 	}
 	// Last: it starts a webhook (and its watcher), which would race the measured watcher above.
-	if err := measureAudit(ctx, c, cs, binary, watcherPID, metricsURL, &rep, logf); err != nil {
+	if err := measureAudit(ctx, c, cs, dynamic.NewForConfigOrDie(restCfg), binary, watcherPID, metricsURL, &rep, logf); err != nil {
 		return rep.String(), err
 	}
 	failed = false
@@ -238,7 +241,7 @@ func measureReactions(ctx context.Context, cs kubernetes.Interface, samples int,
 
 // measureAudit measures the watcher's CPU for one audit of every workload (started by a new RolloutPolicy), and
 // admission latency (server-side dry-run creates through a webhook) while idle and while audits run back to back.
-func measureAudit(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, binary string, watcherPID int, metricsURL string, rep io.Writer, logf func(string, ...any)) error {
+func measureAudit(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, binary string, watcherPID int, metricsURL string, rep io.Writer, logf func(string, ...any)) error {
 	cfg := filepath.Join(c.Dir, "webhook-config.yaml")
 	if err := os.WriteFile(cfg, []byte("audit: {enabled: false}\n"), 0o600); err != nil {
 		return err
@@ -257,6 +260,30 @@ func measureAudit(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 		out, err := c.Kubectl(ctx, "apply", "-f", path)
 		if err != nil {
 			return fmt.Errorf("apply the RolloutPolicy: %v\n%s", err, out)
+		}
+		return nil
+	}
+	// An exception's change of spec starts an audit as a policy's does, without making the webhook compile its
+	// policies again; a change of its labels alone starts none. The two make the same writes, so the difference
+	// between their admission latencies is the audit's.
+	exceptions := dyn.Resource(v1alpha1.GroupVersion.WithResource("rolloutpolicyexceptions")).Namespace("scale-0")
+	expires := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	reason := "starts an audit"
+	exception := func(i int, audit bool) error {
+		label := "0"
+		if audit {
+			reason = fmt.Sprintf("starts audit %d", i)
+		} else {
+			label = strconv.Itoa(i)
+		}
+		rpe := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "RolloutPolicyException",
+			"metadata": map[string]any{"name": "scale-audit", "namespace": "scale-0", "labels": map[string]any{"change": label}},
+			"spec": map[string]any{"policies": []any{"scale-audit"}, "workloads": map[string]any{"names": []any{"no-such-workload"}},
+				"reason": reason, "expires": expires},
+		}}
+		if _, err := exceptions.Apply(ctx, "scale-audit", rpe, metav1.ApplyOptions{FieldManager: "scale", Force: true}); err != nil {
+			return fmt.Errorf("apply the RolloutPolicyException: %w", err)
 		}
 		return nil
 	}
@@ -283,39 +310,64 @@ func measureAudit(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interfa
 		cpu.Round(10*time.Millisecond), len(strings.Fields(strings.TrimSpace(out)))/8)
 
 	const k = 500
+	// busy times admission while the exception changes every 3 s, for as long as 3 audits take when they start
+	// audits (one after another, after the 2 s debounce), and for as long again when they do not.
+	var took time.Duration
+	busy := func(audit bool) ([]time.Duration, float64, error) {
+		busyCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		r1, start := runs(), time.Now()
+		go func() {
+			for i := 1; ; i++ {
+				if err := exception(i, audit); err != nil {
+					done <- err
+					return
+				}
+				select {
+				case <-busyCtx.Done():
+					done <- nil
+					return
+				case <-time.After(3 * time.Second):
+				}
+			}
+		}()
+		more := func(i int) bool { return i < k || (runs()-r1 < 3 && i < 100*k) }
+		if !audit {
+			more = func(i int) bool { return i < k || time.Since(start) < took }
+		}
+		ds, err := admissionLatencies(ctx, cs, more)
+		stop()
+		if perr := <-done; err == nil {
+			err = perr
+		}
+		if audit {
+			took = time.Since(start)
+		}
+		return ds, runs() - r1, err
+	}
+	r0 = runs()
+	if err := exception(0, true); err != nil {
+		return err
+	}
+	if err := waitRuns(r0); err != nil {
+		return fmt.Errorf("the audit a new RolloutPolicyException starts: %w", err)
+	}
 	idle, err := admissionLatencies(ctx, cs, func(i int) bool { return i < k })
 	if err != nil {
 		return err
 	}
-	busyCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	r1 := runs()
-	go func() {
-		// A change of the policy every 3 s starts an audit after the 2 s debounce: audits back to back.
-		for i := 1; ; i++ {
-			if err := policy(i); err != nil {
-				done <- err
-				return
-			}
-			select {
-			case <-busyCtx.Done():
-				done <- nil
-				return
-			case <-time.After(3 * time.Second):
-			}
-		}
-	}()
-	// At least k requests, and for as long as it takes 3 audits to finish.
-	busy, err := admissionLatencies(ctx, cs, func(i int) bool { return i < k || (runs()-r1 < 3 && i < 100*k) })
-	stop()
-	if perr := <-done; err == nil {
-		err = perr
-	}
+	audited, audits, err := busy(true)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(rep, "admission (server-side dry-run create through both webhooks): idle, %d requests: %s; during %.0f audits, %d requests: %s\n",
-		len(idle), summary(idle), runs()-r1, len(busy), summary(busy))
+	time.Sleep(15 * time.Second) // the last audit ends
+	written, unaudited, err := busy(false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(rep, "admission (server-side dry-run create through both webhooks): idle, %d requests: %s; "+
+		"exception changes starting %.0f audits, %d requests: %s; the same changes starting %.0f audits, %d requests: %s\n",
+		len(idle), summary(idle), audits, len(audited), summary(audited), unaudited, len(written), summary(written))
 	return nil
 }
 
