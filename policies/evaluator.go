@@ -83,17 +83,30 @@ type Evaluator struct {
 	// memoryLimit bounds what one evaluation may allocate; 0: no bound.
 	memoryLimit uint64
 
-	// slow holds, by policy, a skip: until when a policy that ran out of its deadline or its memory is not
-	// evaluated again. One looping policy must not make every request wait for its deadline, nor one hungry policy
-	// make every request allocate its limit. The only state an Evaluator changes.
-	slow    sync.Map
-	anySlow atomic.Bool // once set, stays set: then the map is read
+	// skips is the only state an Evaluator changes, and it may share it with others (WithQuarantine).
+	skips *Quarantine
 }
 
-// skip is why, and until when, a policy is not evaluated.
+// Quarantine holds the policies that ran out of their deadline or memory limit, skipped until a while later: one
+// looping policy must not make every request wait for its deadline, nor one hungry policy make every request
+// allocate its limit. It outlives an Evaluator: the Evaluators built for one policy set share one (WithQuarantine),
+// so that a set rebuilt while a policy fails, because another policy changed or a status was written, keeps
+// skipping it, whichever Evaluator the failing request ran on. A policy whose module or settings changed since
+// starts afresh.
+type Quarantine struct {
+	skips sync.Map    // policy name -> skip
+	any   atomic.Bool // once set, stays set: then the map is read
+}
+
+// NewQuarantine is an empty Quarantine.
+func NewQuarantine() *Quarantine { return &Quarantine{} }
+
+// skip is why, and until when, a policy is not evaluated, and the policy as it was then.
 type skip struct {
-	until time.Time
-	why   string
+	until    time.Time
+	why      string
+	module   string
+	settings Settings
 }
 
 // quarantine is how long a policy that exceeded its deadline or its memory is skipped (its onError verdict stands in).
@@ -166,7 +179,10 @@ func New(ctx context.Context, policies []Policy, timeout time.Duration, opts ...
 		return nil, fmt.Errorf("built-in library: %w", err)
 	}
 	modules := map[string]*ast.Module{"rego/lib.rego": libModule}
-	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout, alone: map[string]*query{}, memoryLimit: o.memoryLimit}
+	e := &Evaluator{policies: map[string]Policy{}, timeout: timeout, alone: map[string]*query{}, memoryLimit: o.memoryLimit, skips: o.skips}
+	if e.skips == nil {
+		e.skips = NewQuarantine()
+	}
 	allParams := map[string]any{}
 	rulesOf := map[string]map[string]bool{}
 	packages := map[string]string{libraryPackage: "the built-in library"}
@@ -291,6 +307,13 @@ type Option func(*options)
 type options struct {
 	print       func(policy, msg string)
 	memoryLimit uint64
+	skips       *Quarantine
+}
+
+// WithQuarantine keeps the policies skipped in q, shared with the other Evaluators given q; without it, an
+// Evaluator keeps its own.
+func WithQuarantine(q *Quarantine) Option {
+	return func(o *options) { o.skips = q }
 }
 
 // WithMemoryLimit stops an evaluation once it has allocated more than limit bytes, as its deadline stops it: the
@@ -519,11 +542,9 @@ func (e *Evaluator) isolated(ctx context.Context, q *query, input ast.Value) []V
 		var memory *memoryError
 		switch {
 		case errors.As(err, &deadline) && ctx.Err() == nil:
-			e.slow.Store(name, skip{until: time.Now().Add(quarantine), why: fmt.Sprintf("it exceeded its %s deadline", e.timeout)})
-			e.anySlow.Store(true)
+			e.skip(name, fmt.Sprintf("it exceeded its %s deadline", e.timeout))
 		case errors.As(err, &memory):
-			e.slow.Store(name, skip{until: time.Now().Add(quarantine), why: memory.Error()})
-			e.anySlow.Store(true)
+			e.skip(name, memory.Error())
 		}
 		violations = append(violations, e.failure(name, err))
 	}
@@ -549,26 +570,15 @@ func (e *Evaluator) failure(name string, err error) Violation {
 	return v
 }
 
-// KeepSkipping carries prev's skips over to e, for every policy e runs unchanged (same module, same settings): a set
-// rebuilt because another policy changed must not give a looping one a fresh start, and every request its deadline.
-func (e *Evaluator) KeepSkipping(prev *Evaluator) {
-	if prev == nil || !prev.anySlow.Load() {
-		return
-	}
-	prev.slow.Range(func(k, v any) bool {
-		name := k.(string)
-		now, ok := e.policies[name]
-		before := prev.policies[name]
-		if ok && now.Module == before.Module && reflect.DeepEqual(now.Settings, before.Settings) {
-			e.slow.Store(name, v)
-			e.anySlow.Store(true)
-		}
-		return true
-	})
+// skip quarantines a policy, for the Evaluators sharing e's Quarantine.
+func (e *Evaluator) skip(name, why string) {
+	p := e.policies[name]
+	e.skips.skips.Store(name, skip{until: time.Now().Add(quarantine), why: why, module: p.Module, settings: p.Settings})
+	e.skips.any.Store(true)
 }
 
 func (e *Evaluator) anySkipped(q *query) bool {
-	if !e.anySlow.Load() {
+	if !e.skips.any.Load() {
 		return false // the common case, without a lookup per policy
 	}
 	for _, name := range q.policies {
@@ -580,16 +590,18 @@ func (e *Evaluator) anySkipped(q *query) bool {
 }
 
 func (e *Evaluator) skipped(name string) (skip, bool) {
-	v, ok := e.slow.Load(name)
+	v, ok := e.skips.skips.Load(name)
 	if !ok {
 		return skip{}, false
 	}
 	sk := v.(skip)
 	if time.Now().After(sk.until) {
-		e.slow.Delete(name)
+		e.skips.skips.Delete(name)
 		return skip{}, false
 	}
-	return sk, true
+	// a changed policy starts afresh; the old one may still run on an Evaluator not yet replaced, so its skip stays
+	p := e.policies[name]
+	return sk, sk.module == p.Module && reflect.DeepEqual(sk.settings, p.Settings)
 }
 
 // queryAlone is the prepared query of one policy, made on first use.

@@ -20,7 +20,8 @@ import (
 type PolicySet struct {
 	builtins []policies.Policy
 	timeout  time.Duration
-	memory   policies.Option // the memory limit of one evaluation
+	// evalOpts: the memory limit of one evaluation, and the policies skipped, kept across rebuilds
+	evalOpts []policies.Option
 
 	mu      sync.Mutex // serialises rebuilds
 	current atomic.Pointer[compiledSet]
@@ -45,7 +46,7 @@ func NewPolicySet(ctx context.Context, cfg policies.Config) (*PolicySet, error) 
 		return nil, err
 	}
 	s := &PolicySet{builtins: builtins, timeout: time.Duration(cfg.EvaluationTimeoutMillis) * time.Millisecond,
-		memory: policies.WithMemoryLimit(uint64(cfg.EvaluationMemoryMiB) << 20)}
+		evalOpts: []policies.Option{policies.WithMemoryLimit(uint64(cfg.EvaluationMemoryMiB) << 20), policies.WithQuarantine(policies.NewQuarantine())}}
 	if err := s.Replace(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -73,12 +74,9 @@ func (s *PolicySet) Replace(ctx context.Context, custom []*v1alpha1.RolloutPolic
 		all = append(all, p)
 		sels[p.Name] = sel
 	}
-	eval, err := policies.New(ctx, all, s.timeout, s.memory)
+	eval, err := policies.New(ctx, all, s.timeout, s.evalOpts...)
 	if err != nil {
 		return err
-	}
-	if prev := s.current.Load(); prev != nil {
-		eval.KeepSkipping(prev.eval)
 	}
 	s.current.Store(&compiledSet{eval: eval, selectors: sels})
 	s.custom = custom
@@ -99,7 +97,7 @@ func (s *PolicySet) CheckWith(ctx context.Context, rp *v1alpha1.RolloutPolicy) e
 		}
 		all = append(all, p)
 	}
-	_, err := policies.New(ctx, all, s.timeout, s.memory)
+	_, err := policies.New(ctx, all, s.timeout, s.evalOpts...)
 	return err
 }
 
